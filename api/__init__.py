@@ -1,0 +1,1 @@
+"""hailo-vision HTTP front-end (OpenAI- and Ollama-compatible)."""

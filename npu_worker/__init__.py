@@ -1,0 +1,1 @@
+"""hailo-vision NPU worker: owns the inference backend (HailoRT or ONNX Runtime)."""

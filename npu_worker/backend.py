@@ -1,0 +1,186 @@
+"""The one interface every inference backend implements (ONNX Runtime on the CPU, HailoRT on the NPU).
+
+Nothing above this module knows which backend runs: the worker talks to a `Backend`, hands it chat
+messages whose images are already decoded to RGB uint8 arrays, and reads back tokens, a finish
+reason with real token counts, or L2-normalised embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Role = Literal["system", "user", "assistant"]
+ModelKind = Literal["vlm", "clip"]
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image as an RGB uint8 array of shape (height, width, 3)."""
+
+    pixels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    parts: tuple[TextPart | ImagePart, ...]
+
+    @classmethod
+    def text(cls, role: Role, text: str) -> Message:
+        return cls(role, (TextPart(text),))
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        return [p.pixels for p in self.parts if isinstance(p, ImagePart)]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding settings with OpenAI semantics (temperature 0 means greedy; penalties are additive)."""
+
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0: no top-k cut
+    seed: int | None = None
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Token:
+    """One generated piece of text. `text` may be "" while a stop string is being held back."""
+
+    text: str
+    token_id: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+
+
+GenerationEvent = Token | Finish
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is and can do; the API's /v1/models and /health are built from it."""
+
+    id: str
+    kind: ModelKind
+    backend: str
+    context_length: int | None = None  # VLM: tokens
+    embedding_dim: int | None = None  # CLIP: dimension of image and text embeddings
+    image_size: tuple[int, int] | None = None  # CLIP: (height, width) fed to the image encoder
+    min_pixels: int | None = None  # VLM: the image processor's pixel budget
+    max_pixels: int | None = None
+    max_images: int | None = None  # per request, where the model has a limit
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+
+
+class BackendError(Exception):
+    """An error a backend reports to its caller; `code` is stable and maps to one API status."""
+
+    code = "backend_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ModelLoadError(BackendError):
+    """A model's files are missing or malformed; raised at load, naming the file and the fault."""
+
+    code = "model_load_failed"
+
+
+class UnknownModelError(BackendError):
+    code = "model_not_found"
+
+
+class InvalidRequestError(BackendError):
+    """The request cannot be served as asked (e.g. no image where one is required)."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ContextLengthError(InvalidRequestError):
+    """The prompt (plus room for at least one token) does not fit the model's context window."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, prompt_tokens: int, context_length: int) -> None:
+        super().__init__(
+            f"the prompt is {prompt_tokens} tokens (images included) but the model's context window is "
+            f"{context_length} tokens; shorten the text or send fewer or smaller images",
+            param="messages",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+
+
+class DeviceBusyError(BackendError):
+    """The accelerator is held by another process (HailoRT error 74); retry later."""
+
+    code = "npu_busy"
+
+
+class DeviceFailedError(BackendError):
+    """The accelerator was lost or failed fatally; the worker must exit and be restarted."""
+
+    code = "device_failed"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A set of loaded models (at most one VLM and one CLIP) behind one device or runtime."""
+
+    name: str
+
+    def load(self) -> None:
+        """Load every configured model; raise ModelLoadError naming the file at fault."""
+
+    def unload(self) -> None:
+        """Release every model and the device; load() may be called again afterwards."""
+
+    def describe(self) -> list[ModelInfo]:
+        """The loaded models."""
+
+    def generate(
+        self, model: str, messages: Sequence[Message], params: SamplingParams
+    ) -> Iterator[GenerationEvent]:
+        """Stream `Token`s, then exactly one `Finish`.
+
+        Validation (unknown model, context overflow) happens before the first event is yielded.
+        Closing the iterator between two tokens cancels the generation.
+        """
+
+    def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
+        """Prompt tokens the messages take, image tokens and chat template included."""
+
+    def embed_images(self, model: str, images: Sequence[np.ndarray]) -> np.ndarray:
+        """L2-normalised float32 embeddings, shape (len(images), dim), in one encoder run."""
+
+    def embed_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 embeddings, shape (len(texts), dim)."""
+
+    def logit_scale(self, model: str) -> float:
+        """The CLIP model's learned logit scale (exp of the stored log value)."""

@@ -1,0 +1,1 @@
+"""CPU backend on ONNX Runtime: Qwen2-VL and CLIP runners for Hugging Face export layouts."""

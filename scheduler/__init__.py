@@ -1,0 +1,1 @@
+"""Scheduling policy: NPU sharing with hailo-ollama, thermal, RAM and degradation."""

@@ -1,0 +1,1 @@
+"""hailo-vision supervisor: starts and restarts the API front-end and the NPU worker."""
