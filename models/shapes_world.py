@@ -76,7 +76,7 @@ def random_scene(
     for _attempt in range(200):
         shapes: list[Shape] = []
         for _ in range(n):
-            side = int(round(short * rng.uniform(min_fraction, upper)))
+            side = round(short * rng.uniform(min_fraction, upper))
             side = max(side, int(np.ceil(short * min_fraction)))
             for _try in range(50):
                 x0 = int(rng.integers(0, width - side + 1))
