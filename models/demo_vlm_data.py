@@ -1,0 +1,155 @@
+"""Training and evaluation examples for the demo VLM: shapes-world scenes turned into chat turns.
+
+Every example is a user turn (one image plus a question, in Hugging Face content-part format) and the
+short assistant answer. The canonical questions and answers come from `shapes_world`, so the training
+targets agree with the evaluation script; paraphrases make other wordings work too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapes_world as sw
+from PIL import Image
+
+# Paraphrases per question kind; the first one is the canonical `shapes_world.QUESTIONS` wording.
+PARAPHRASES: dict[str, tuple[str, ...]] = {
+    "colour": (
+        sw.QUESTIONS["colour"],
+        "What colour is it?",
+        "What color is it?",
+        "What colour is the shape?",
+        "Which color is the shape?",
+        "What is the color of the shape?",
+    ),
+    "shape": (
+        sw.QUESTIONS["shape"],
+        "Which shape is shown?",
+        "What shape is it?",
+        "What kind of shape is this?",
+        "What shape is in the image?",
+    ),
+    "count": (
+        sw.QUESTIONS["count"],
+        "Count the shapes.",
+        "How many shapes are in the image?",
+        "How many shapes do you see?",
+        "How many objects are there?",
+    ),
+    "describe": ("Describe the image.", "What is in the image?", "Describe this picture."),
+}
+YES_NO_TEMPLATE = "Is there a {colour} {kind}? Answer yes or no."
+TEXT_ONLY_QUESTIONS: tuple[str, ...] = (
+    "Hello!",
+    "Hi, who are you?",
+    "What can you do?",
+    sw.QUESTIONS["colour"],
+    sw.QUESTIONS["shape"],
+    sw.QUESTIONS["count"],
+)
+TEXT_ONLY_ANSWER = "Please send an image of shapes."
+
+# Share of each kind in the training mix (the three evaluated kinds dominate).
+KIND_WEIGHTS: dict[str, float] = {
+    "colour": 0.24,
+    "shape": 0.24,
+    "count": 0.24,
+    "yesno": 0.12,
+    "describe": 0.12,
+    "text": 0.04,
+}
+ONE_SHAPE_KINDS = ("colour", "shape")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One chat turn to learn: the user's message, its images, and the assistant's answer."""
+
+    messages: list[dict[str, Any]]
+    images: list[Image.Image]
+    answer: str
+    kind: str
+
+
+def describe(scene: sw.Scene) -> str:
+    """'a red circle and a blue square': the shapes from left to right."""
+    parts = [f"a {s.colour} {s.kind}" for s in sorted(scene.shapes, key=lambda s: (s.box[0], s.box[1]))]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def yes_no_question(scene: sw.Scene, rng: np.random.Generator) -> tuple[str, str]:
+    """A balanced yes/no question; 'no' cases are near misses (one attribute differs)."""
+    present = {(s.colour, s.kind) for s in scene.shapes}
+    target = scene.shapes[int(rng.integers(len(scene.shapes)))]
+    if rng.random() < 0.5:
+        return YES_NO_TEMPLATE.format(colour=target.colour, kind=target.kind), "yes"
+    for _ in range(50):
+        if rng.random() < 0.5:
+            colour, kind = str(rng.choice(sw.COLOUR_NAMES)), target.kind
+        else:
+            colour, kind = target.colour, str(rng.choice(sw.SHAPES))
+        if (colour, kind) not in present:
+            return YES_NO_TEMPLATE.format(colour=colour, kind=kind), "no"
+    raise RuntimeError("no absent colour/shape pair found")
+
+
+def draw_scene(rng: np.random.Generator, kind: str, easy: bool) -> sw.Scene:
+    """A scene for a question kind; `easy` means a square canvas with large shapes (curriculum start)."""
+    n_shapes = 1 if kind in ONE_SHAPE_KINDS else None
+    if not easy:
+        return sw.random_scene(rng, n_shapes=n_shapes)
+    side = int(rng.integers(sw.MIN_SIDE, sw.MAX_SIDE + 1))
+    return sw.random_scene(rng, n_shapes=n_shapes, size=(side, side), min_fraction=0.3)
+
+
+def user_message(question: str, n_images: int, text_first: bool) -> dict[str, Any]:
+    """A user turn in content-part format."""
+    parts: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
+    text = [{"type": "text", "text": question}]
+    return {"role": "user", "content": text + parts if text_first else parts + text}
+
+
+def scene_question(rng: np.random.Generator, kind: str, scene: sw.Scene) -> tuple[str, str]:
+    """A question of `kind` about `scene` and its right answer."""
+    if kind == "yesno":
+        return yes_no_question(scene, rng)
+    question = str(rng.choice(PARAPHRASES[kind]))
+    return question, describe(scene) if kind == "describe" else sw.answer(scene, kind)
+
+
+def make_example(rng: np.random.Generator, kind: str, easy: bool = False) -> Example:
+    """One training or evaluation example of a question kind."""
+    if kind == "text":
+        question = str(rng.choice(TEXT_ONLY_QUESTIONS))
+        return Example([user_message(question, 0, True)], [], TEXT_ONLY_ANSWER, kind)
+    scene = draw_scene(rng, kind, easy)
+    question, answer = scene_question(rng, kind, scene)
+    image = sw.roundtrip(sw.render(scene), rng)
+    text_first = bool(rng.random() < 0.15)
+    return Example([user_message(question, 1, text_first)], [image], answer, kind)
+
+
+def canonical_example(rng: np.random.Generator, kind: str) -> Example:
+    """An evaluation example with the canonical question wording (what the evaluation script asks)."""
+    scene = draw_scene(rng, kind, easy=False)
+    image = sw.roundtrip(sw.render(scene), rng)
+    question = sw.QUESTIONS[kind]
+    return Example([user_message(question, 1, False)], [image], sw.answer(scene, kind), kind)
+
+
+def sample_kind(rng: np.random.Generator) -> str:
+    kinds = list(KIND_WEIGHTS)
+    weights = np.array([KIND_WEIGHTS[k] for k in kinds])
+    return str(rng.choice(kinds, p=weights / weights.sum()))
+
+
+def tokenizer_corpus() -> list[str]:
+    """Texts the BPE is trained on: every question, answer and chat-template fragment the demo uses."""
+    texts = [q for qs in PARAPHRASES.values() for q in qs] + list(TEXT_ONLY_QUESTIONS) + [TEXT_ONLY_ANSWER]
+    texts += ["system\nYou are a helpful assistant.", "user\n", "assistant\n", "Picture 1: ", "Video 1: "]
+    texts += [f"a {c} {k}" for c in sw.COLOUR_NAMES for k in sw.SHAPES]
+    texts += [YES_NO_TEMPLATE.format(colour=c, kind=k) for c in sw.COLOUR_NAMES for k in sw.SHAPES]
+    texts += [*sw.COUNT_WORDS.values(), "yes", "no", "1", "2", "3", " and ", ", "]
+    return texts * 4
