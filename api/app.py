@@ -1,0 +1,145 @@
+"""The Starlette application: routes, error rendering, API keys, CORS, request ids and access metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import APIError
+from api.keys import load_api_keys, valid_key
+from api.routes_chat import chat_completions
+from api.routes_info import get_model, health, list_models, metrics, ready
+from api.services import Services
+from api.worker_client import WorkerClient
+from supervisor.config import Config
+from supervisor.logs import log_event
+
+log = logging.getLogger("api")
+OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz"})
+
+
+def error_response(error: APIError, request_id: str | None = None) -> JSONResponse:
+    headers = error.headers()
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return error_response(exc, request.scope.get("request_id"))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return error_response(APIError(exc.status_code, message, code), request.scope.get("request_id"))
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", extra={"fields": {"rid": request.scope.get("request_id")}})
+    error = APIError(500, "internal error; see the service log", "internal_error")
+    return error_response(error, request.scope.get("request_id"))
+
+
+class AccessMiddleware:
+    """Request ids, API keys, per-route metrics and one log line per request (pure ASGI: streams pass)."""
+
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        scope["request_id"] = request_id
+        path = scope["path"]
+        started = time.monotonic()
+        status_holder = {"status": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        if self.services.api_keys and path not in OPEN_PATHS and scope["method"] != "OPTIONS":
+            key = headers.get("authorization", "")
+            if not key.lower().startswith("bearer ") or not valid_key(
+                key[7:].strip(), self.services.api_keys
+            ):
+                error = APIError(
+                    401, "a valid API key is required: send 'Authorization: Bearer <key>'", "invalid_api_key"
+                )
+                await error_response(error, request_id)(scope, receive, send_with_id)
+                self._record(scope, path, 401, started, request_id)
+                return
+        await self.app(scope, receive, send_with_id)
+        self._record(scope, path, status_holder["status"], started, request_id)
+
+    def _record(self, scope: Scope, path: str, status: int, started: float, request_id: str) -> None:
+        route = _route_label(scope, path)
+        elapsed = time.monotonic() - started
+        self.services.metrics.requests.labels(route, str(status)).inc()
+        self.services.metrics.latency.labels(route).observe(elapsed)
+        if path not in OPEN_PATHS and path != "/metrics":
+            log_event(
+                log,
+                "request",
+                rid=request_id,
+                method=scope["method"],
+                path=route,
+                status=status,
+                ms=round(elapsed * 1000, 1),
+            )
+
+
+def _route_label(scope: Scope, path: str) -> str:
+    """The route's template (bounded label values), or 'unmatched'."""
+    route = scope.get("route")
+    return getattr(route, "path", None) or ("unmatched" if path not in OPEN_PATHS else path)
+
+
+def create_app(config: Config, worker: WorkerClient) -> Starlette:
+    services = Services(config, worker, api_keys=load_api_keys(config.api.api_keys, config.api.api_key_file))
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        Route("/readyz", ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    middleware = [Middleware(AccessMiddleware, services=services)]
+    if config.api.cors_enabled:
+        origins = list(config.api.cors_origins) or ["*"]
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            )
+        )
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _crash},
+    )
+    app.state.services = services
+    return app

@@ -1,0 +1,125 @@
+"""The API front-end process: uvicorn serving the Starlette app, one process, asyncio.
+
+On SIGTERM/SIGINT uvicorn stops accepting connections and lets in-flight requests (streams included)
+finish for up to `api.drain_timeout_s`. The process reports its state to the supervisor's control
+socket: starting, listening (uvicorn is bound), draining.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+import zmq
+import zmq.asyncio
+
+from api.app import create_app
+from api.services import Services
+from api.worker_client import WorkerClient
+from npu_worker import protocol
+from npu_worker.protocol import Kind
+from supervisor.config import Config, ConfigError
+from supervisor.logs import log_event, setup_logging
+
+log = logging.getLogger("api")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, noting when a drain starts so the supervisor and /health can say so."""
+
+    services: Services | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.services is not None and self.services.state != "draining":
+            self.services.state = "draining"
+            log_event(log, "draining", in_flight=self.services.in_flight)
+        super().handle_exit(sig, frame)
+
+
+async def _report_status(services: Services, server: _Server, runtime_dir: Path, interval_s: float) -> None:
+    context = zmq.asyncio.Context.instance()
+    control = context.socket(zmq.DEALER)
+    control.setsockopt(zmq.LINGER, 0)
+    control.setsockopt(zmq.SNDHWM, 10)
+    control.connect(protocol.control_endpoint(runtime_dir))
+    epoch = protocol.new_epoch()
+    try:
+        while True:
+            if services.state == "starting" and server.started:
+                services.state = "listening"
+                log_event(log, "listening", host=services.config.api.host, port=services.config.api.port)
+            view = services.worker.view
+            status = {
+                "role": "api",
+                "pid": os.getpid(),
+                "state": services.state,
+                "detail": view.detail,
+                "in_flight": services.in_flight,
+                "queued": view.queued,
+                "model": services.config.model.name,
+            }
+            with contextlib.suppress(zmq.Again):
+                await control.send_multipart(protocol.encode(Kind.STATUS, epoch, status), zmq.NOBLOCK)
+            await asyncio.sleep(interval_s if services.state != "starting" else 0.05)
+    finally:
+        control.close(linger=0)
+
+
+async def serve(config: Config, runtime_dir: Path) -> None:
+    worker = WorkerClient(
+        runtime_dir,
+        config.worker.heartbeat_interval_s,
+        config.worker.heartbeat_timeout_s,
+        config.resources.max_queue,
+    )
+    await worker.start()
+    app = create_app(config, worker)
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=config.api.host,
+            port=config.api.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=int(max(1, config.api.drain_timeout_s)),
+            lifespan="off",
+        )
+    )
+    server.services = app.state.services
+    reporter = asyncio.create_task(
+        _report_status(app.state.services, server, runtime_dir, config.worker.heartbeat_interval_s)
+    )
+    try:
+        await server.serve()
+    finally:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter
+        await worker.close()
+    log_event(log, "api_stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hailo-vision-api", description=__doc__)
+    parser.add_argument("--config-json", required=True, help="resolved config written by the supervisor")
+    parser.add_argument("--runtime-dir", required=True, help="private directory of the ipc sockets")
+    args = parser.parse_args(argv)
+    config = Config.from_json(Path(args.config_json).read_text(encoding="utf-8"))
+    setup_logging("api", config.logging.format, config.logging.level)
+    try:
+        asyncio.run(serve(config, Path(args.runtime_dir)))
+    except ConfigError as exc:
+        log_event(log, "config_error", logging.ERROR, error=str(exc))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Read-only routes: /v1/models, /health, /health/ready (/readyz) and /metrics."""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.errors import APIError
+from api.openai_format import model_object
+from api.services import Services, services_of
+from npu_worker.backend import ModelInfo, ModelKind
+
+try:
+    VERSION = version("hailo-vision")
+except PackageNotFoundError:  # running from a source tree without installing
+    VERSION = "0+unknown"
+
+_STATES = {"ready": "ready", "loading": "loading", "npu_busy": "unavailable", "failed": "unavailable"}
+
+
+def known_models(services: Services) -> list[ModelInfo]:
+    """The worker's loaded models; before the worker reports, the configured ones."""
+    if services.worker.view.models:
+        return services.worker.view.models
+    config = services.config
+    configured = [ModelInfo(config.model.name, "vlm", config.backend)]
+    if config.clip.enabled:
+        configured.append(ModelInfo(config.clip.name, "clip", config.backend))
+    return configured
+
+
+def resolve_model(services: Services, requested: str | None, kind: ModelKind) -> ModelInfo:
+    """The model a request names (or the configured default), which must be of `kind`; else 404."""
+    default = services.config.model.name if kind == "vlm" else services.config.clip.name
+    name = requested or default
+    for info in known_models(services):
+        if info.id == name and info.kind == kind:
+            return info
+    available = ", ".join(m.id for m in known_models(services) if m.kind == kind) or "none"
+    raise APIError(404, f"model {name!r} not found; available: {available}", "model_not_found", "model")
+
+
+def _state(services: Services) -> str:
+    view = services.worker.view
+    return "unavailable" if view.epoch is None else _STATES.get(view.state, "unavailable")
+
+
+def _health_body(services: Services) -> dict[str, Any]:
+    view = services.worker.view
+    return {
+        "status": "ok",
+        "state": _state(services),
+        "model": services.config.model.name,
+        "model_loaded": services.worker.ready,
+        "backend": view.backend or services.config.backend,
+        "detail": view.detail,
+        "uptime_seconds": round(time.monotonic() - services.started, 3),
+        "version": VERSION,
+        "in_flight": services.in_flight,
+        "queued": view.queued,
+        "worker_restarts": services.worker.restarts,
+    }
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse(_health_body(services_of(request)))
+
+
+async def ready(request: Request) -> Response:
+    services = services_of(request)
+    body = _health_body(services)
+    body["ready"] = services.worker.ready
+    if body["ready"]:
+        return JSONResponse(body)
+    body["reason"] = services.worker.view.detail
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
+async def list_models(request: Request) -> Response:
+    services = services_of(request)
+    created = int(time.time() - (time.monotonic() - services.started))
+    data = [model_object(m, created) for m in known_models(services)]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def get_model(request: Request) -> Response:
+    services = services_of(request)
+    model_id = request.path_params["model_id"]
+    created = int(time.time() - (time.monotonic() - services.started))
+    for info in known_models(services):
+        if info.id == model_id:
+            return JSONResponse(model_object(info, created))
+    raise APIError(404, f"model {model_id!r} not found", "model_not_found", "model")
+
+
+async def metrics(request: Request) -> Response:
+    services = services_of(request)
+    stats = await services.worker.stats() if services.worker.view.epoch else None
+    services.metrics.in_flight.set(services.in_flight)
+    body = services.metrics.render(services.worker.ready, services.worker.restarts, stats)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,30 @@
+"""What every route handler shares: config, the worker client, metrics, API keys, lifecycle state."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from api.metrics import Metrics
+from api.worker_client import WorkerClient
+from supervisor.config import Config
+
+
+@dataclass
+class Services:
+    """Everything the route handlers share, reachable as request.app.state.services."""
+
+    config: Config
+    worker: WorkerClient
+    metrics: Metrics = field(default_factory=Metrics)
+    started: float = field(default_factory=time.monotonic)
+    api_keys: frozenset[str] = frozenset()
+    state: str = "starting"
+    in_flight: int = 0
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

@@ -1,0 +1,281 @@
+"""The API's side of the worker protocol: per-request streams over one ROUTER socket, and death detection.
+
+The API binds the ROUTER; whichever worker is alive connects and announces itself with heartbeats.
+A request is sent to the current worker's identity (its epoch) and gets its own asyncio queue of
+frames. When the worker dies - its socket disconnects (process exit) or its heartbeats stop - every
+request it held ends at once with 503 `worker_unavailable`, and new ones get 503 until a new worker
+reports ready. Frames from any other epoch are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
+
+from api.errors import APIError
+from npu_worker import protocol
+from npu_worker.backend import ModelInfo
+from npu_worker.protocol import ERROR_STATUS, Envelope, Kind, WorkerState
+from supervisor.logs import log_event
+
+log = logging.getLogger("api.worker")
+
+
+@dataclass
+class _Stream:
+    epoch: str
+    queue: asyncio.Queue[Envelope | APIError] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class WorkerView:
+    """What the API knows of the current worker, from its heartbeats."""
+
+    epoch: str | None = None
+    state: str = "unavailable"
+    detail: str = "waiting for the NPU worker to start"
+    backend: str = ""
+    models: list[ModelInfo] = field(default_factory=list)
+    queued: int = 0
+    model_load_seconds: float = 0.0
+    last_seen: float = 0.0
+
+
+def error_from_frame(fields: dict[str, Any]) -> APIError:
+    code = str(fields.get("code", "internal_error"))
+    status = ERROR_STATUS.get(code, 500)
+    retry = 2.0 if status == 503 else None
+    return APIError(status, str(fields.get("message", code)), code, fields.get("param"), retry)
+
+
+class WorkerClient:
+    def __init__(
+        self, runtime_dir: Path, heartbeat_interval_s: float, heartbeat_timeout_s: float, max_queue: int
+    ) -> None:
+        self.endpoint = protocol.worker_endpoint(runtime_dir)
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.max_queue = max_queue
+        self.view = WorkerView()
+        self.restarts = 0  # worker epochs seen after the first
+        self.outstanding = 0  # requests sent and not finished (queued + running)
+        self._epochs_seen = 0
+        self._streams: dict[str, _Stream] = {}
+        self._stats_waiters: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._seq = itertools.count(1)
+        self._service_times: collections.deque[float] = collections.deque(maxlen=20)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._context = zmq.asyncio.Context()
+        self._socket = self._context.socket(zmq.ROUTER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+
+    async def start(self) -> None:
+        monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._socket.bind(self.endpoint)
+        self._tasks = [
+            asyncio.create_task(self._receive(), name="worker-receive"),
+            asyncio.create_task(self._watch_disconnects(monitor), name="worker-monitor"),
+            asyncio.create_task(self._watch_heartbeats(), name="worker-heartbeat"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._socket.close(linger=0)
+        self._context.term()
+
+    # --- state ---------------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.view.epoch is not None and self.view.state == WorkerState.READY
+
+    def retry_after_s(self) -> float:
+        """How long a client should wait before a retry, from recent service times."""
+        per_request = sum(self._service_times) / len(self._service_times) if self._service_times else 2.0
+        return max(1.0, per_request * max(1, self.outstanding))
+
+    def _unavailable(self, reason: str) -> APIError:
+        retry = max(2.0, self.view.model_load_seconds + 1.0)
+        return APIError(503, reason, "worker_unavailable", None, retry)
+
+    def _worker_lost(self, why: str) -> None:
+        epoch = self.view.epoch
+        if epoch is None:
+            return
+        log_event(log, "worker_lost", logging.WARNING, epoch=epoch, why=why, failed=len(self._streams))
+        self.view = WorkerView(detail=f"NPU worker stopped ({why}); waiting for restart")
+        error = self._unavailable("the NPU worker stopped while serving this request; retry shortly")
+        for stream in self._streams.values():
+            if stream.epoch == epoch:
+                stream.queue.put_nowait(error)
+
+    # --- requests ------------------------------------------------------------------------------------
+
+    def _admit(self) -> str:
+        if self.view.epoch is None:
+            raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
+        if self.view.state != WorkerState.READY:
+            raise APIError(
+                503,
+                f"the model is not ready: {self.view.detail}",
+                "model_loading",
+                None,
+                max(2.0, self.view.model_load_seconds),
+            )
+        if self.outstanding > self.max_queue:
+            raise APIError(
+                503,
+                f"the queue is full ({self.max_queue} requests waiting); retry later",
+                "queue_full",
+                None,
+                self.retry_after_s(),
+            )
+        return self.view.epoch
+
+    async def request(
+        self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]
+    ) -> AsyncIterator[Envelope]:
+        """Send one request and yield its frames until FINAL/EMBEDDINGS; an ERROR frame raises APIError.
+
+        Leaving the iteration early (client gone) sends ABORT so the worker drops or stops the work.
+        """
+        epoch = self._admit()
+        rid = uuid.uuid4().hex
+        stream = _Stream(epoch)
+        self._streams[rid] = stream
+        self.outstanding += 1
+        started = time.monotonic()
+        finished = False
+        try:
+            await self._send(epoch, kind, {**fields, "rid": rid}, arrays)
+            while True:
+                item = await stream.queue.get()
+                if isinstance(item, APIError):
+                    finished = True
+                    raise item
+                if item.kind == Kind.ERROR:
+                    finished = True
+                    raise error_from_frame(item.fields)
+                finished = item.kind in (Kind.FINAL, Kind.EMBEDDINGS)
+                yield item
+                if finished:
+                    self._service_times.append(time.monotonic() - started)
+                    return
+        finally:
+            self.outstanding -= 1
+            self._streams.pop(rid, None)
+            if not finished and self.view.epoch == epoch:
+                with contextlib.suppress(zmq.ZMQError):
+                    await self._send(epoch, Kind.ABORT, {"rid": rid}, [])
+
+    async def stats(self, timeout_s: float = 1.0) -> dict[str, Any] | None:
+        """The worker's counters, or None when it does not answer in time."""
+        epoch = self.view.epoch
+        if epoch is None:
+            return None
+        seq = next(self._seq)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._stats_waiters[seq] = future
+        try:
+            await self._send(epoch, Kind.STATS_REQUEST, {"seq": seq}, [])
+            return await asyncio.wait_for(future, timeout_s)
+        except (TimeoutError, zmq.ZMQError):
+            return None
+        finally:
+            self._stats_waiters.pop(seq, None)
+
+    async def _send(self, epoch: str, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        frames = protocol.encode(kind, "api", fields, arrays)
+        try:
+            await self._socket.send_multipart([epoch.encode(), *frames], copy=False)
+        except zmq.ZMQError as exc:  # EHOSTUNREACH: that worker is gone
+            self._worker_lost(f"send failed: {exc}")
+            raise self._unavailable("the NPU worker is not reachable; retry shortly") from exc
+
+    # --- background tasks ----------------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        while True:
+            _identity, *frames = await self._socket.recv_multipart(copy=False)
+            try:
+                message = protocol.decode(frames)
+            except protocol.ProtocolError as exc:
+                log_event(log, "protocol_error", logging.WARNING, error=str(exc))
+                continue
+            if message.kind == Kind.HEARTBEAT:
+                self._on_heartbeat(message)
+                continue
+            if message.epoch != self.view.epoch:
+                continue  # a frame from a dead or not-yet-adopted worker
+            if message.kind == Kind.STATS:
+                waiter = self._stats_waiters.get(int(message.fields.get("seq", -1)))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message.fields)
+                continue
+            if message.kind == Kind.PONG:
+                continue
+            stream = self._streams.get(str(message.fields.get("rid")))
+            if stream is not None and stream.epoch == message.epoch:
+                stream.queue.put_nowait(message)
+
+    def _on_heartbeat(self, message: Envelope) -> None:
+        fields = message.fields
+        if message.epoch != self.view.epoch:
+            if self.view.epoch is not None:
+                self._worker_lost("replaced by a new worker")
+            self._epochs_seen += 1
+            self.restarts = max(0, self._epochs_seen - 1)
+            log_event(
+                log, "worker_adopted", epoch=message.epoch, pid=fields.get("pid"), state=fields.get("state")
+            )
+        self.view = WorkerView(
+            epoch=message.epoch,
+            state=str(fields.get("state", "loading")),
+            detail=str(fields.get("detail", "")),
+            backend=str(fields.get("backend", "")),
+            models=[protocol.model_info_from_wire(m) for m in fields.get("models", [])],
+            queued=int(fields.get("queued", 0)),
+            model_load_seconds=float(fields.get("model_load_seconds", 0.0)),
+            last_seen=time.monotonic(),
+        )
+
+    async def _watch_disconnects(self, monitor: zmq.asyncio.Socket) -> None:
+        try:
+            while True:
+                event = parse_monitor_message(await monitor.recv_multipart())
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    self._worker_lost("its connection closed")
+        finally:
+            monitor.close(linger=0)
+
+    async def _watch_heartbeats(self) -> None:
+        """Declare the worker dead when silent, and ping it so it knows the API is alive."""
+        while True:
+            await asyncio.sleep(min(self.heartbeat_interval_s, 0.25))
+            epoch = self.view.epoch
+            if epoch is None:
+                continue
+            if time.monotonic() - self.view.last_seen > self.heartbeat_timeout_s:
+                self._worker_lost(f"no heartbeat for {self.heartbeat_timeout_s:g} s")
+                continue
+            with contextlib.suppress(APIError, zmq.ZMQError):
+                await self._send(epoch, Kind.PING, {"seq": 0}, [])

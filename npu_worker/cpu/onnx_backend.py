@@ -1,0 +1,88 @@
+"""The CPU backend: the Qwen2-VL and CLIP runners on ONNX Runtime behind the Backend interface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from npu_worker.backend import (
+    GenerationEvent,
+    ImagePart,
+    Message,
+    ModelInfo,
+    SamplingParams,
+    TextPart,
+    UnknownModelError,
+)
+from npu_worker.cpu.clip_runner import ClipRunner
+from npu_worker.cpu.qwen2vl_runner import Qwen2VLRunner
+from supervisor.config import Config
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.vlm: Qwen2VLRunner | None = None
+        self.clip: ClipRunner | None = None
+
+    def load(self) -> None:
+        threads = self.config.resources.cpu_threads or None
+        model = self.config.model
+        self.vlm = Qwen2VLRunner(
+            Path(model.path),
+            model_id=model.name,
+            decoder_variant=model.decoder_variant or None,
+            threads=threads,
+            context_length=model.context_length or None,
+        )
+        if self.config.clip.enabled:
+            clip = self.config.clip
+            self.clip = ClipRunner(Path(clip.path), model_id=clip.name, threads=threads)
+        if model.warmup:
+            self._warm_up(self.vlm)
+
+    @staticmethod
+    def _warm_up(vlm: Qwen2VLRunner) -> None:
+        """One token about a small image, so the first request does not pay for lazy set-up."""
+        image = np.full((64, 64, 3), 255, dtype=np.uint8)
+        warm = [Message("user", (ImagePart(image), TextPart("hi")))]
+        for _ in vlm.generate(warm, SamplingParams(max_tokens=1, temperature=0)):
+            pass
+
+    def unload(self) -> None:
+        self.vlm = None
+        self.clip = None
+
+    def describe(self) -> list[ModelInfo]:
+        return [runner.info for runner in (self.vlm, self.clip) if runner is not None]
+
+    def _vlm(self, model: str) -> Qwen2VLRunner:
+        if self.vlm is None or model != self.vlm.info.id:
+            raise UnknownModelError(f"no vision-language model {model!r} is loaded")
+        return self.vlm
+
+    def _clip(self, model: str) -> ClipRunner:
+        if self.clip is None or model != self.clip.info.id:
+            raise UnknownModelError(f"no CLIP model {model!r} is loaded")
+        return self.clip
+
+    def generate(
+        self, model: str, messages: Sequence[Message], params: SamplingParams
+    ) -> Iterator[GenerationEvent]:
+        return self._vlm(model).generate(messages, params)
+
+    def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
+        return self._vlm(model).count_tokens(messages)
+
+    def embed_images(self, model: str, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self._clip(model).embed_images(images)
+
+    def embed_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
+        return self._clip(model).embed_texts(texts)
+
+    def logit_scale(self, model: str) -> float:
+        return self._clip(model).logit_scale

@@ -1,0 +1,206 @@
+"""The NPU worker process: owns the backend and serves the API over ZeroMQ.
+
+Two threads. The engine thread computes (ONNX Runtime and HailoRT release the GIL). This, the socket
+thread, owns every socket: it takes requests and aborts from the API, forwards the engine's events,
+and sends heartbeats to the API and status to the supervisor, so a long prefill never looks like death.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from npu_worker import protocol
+from npu_worker.backends import create_backend
+from npu_worker.engine import Engine, GenerateJob
+from npu_worker.protocol import Kind, ProtocolError, WorkerState
+from supervisor.config import Config
+from supervisor.logs import log_event, setup_logging
+
+log = logging.getLogger("npu_worker")
+EVENTS_ENDPOINT = "inproc://engine-events"
+EXIT_FATAL = 3
+
+
+class WorkerProcess:
+    def __init__(self, config: Config, runtime_dir: Path) -> None:
+        self.config = config
+        self.epoch = protocol.new_epoch()
+        self.context = zmq.Context.instance()
+        self.api = self.context.socket(zmq.DEALER)
+        self.api.setsockopt(zmq.IDENTITY, self.epoch.encode())
+        self.api.setsockopt(zmq.LINGER, 0)
+        self.api.connect(protocol.worker_endpoint(runtime_dir))
+        self.control = self.context.socket(zmq.DEALER)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.setsockopt(zmq.SNDHWM, 10)
+        self.control.connect(protocol.control_endpoint(runtime_dir))
+        self.events = self.context.socket(zmq.PULL)
+        self.events.bind(EVENTS_ENDPOINT)
+        self._emit_local = threading.local()
+        self.engine = Engine(create_backend(config), self._emit, self._fatal)
+        self.stopping = threading.Event()
+        self.fatal_message: str | None = None
+
+    # The engine thread emits through its own PUSH socket (zmq sockets are not thread-safe).
+    def _emit(self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        push = getattr(self._emit_local, "push", None)
+        if push is None:
+            push = self.context.socket(zmq.PUSH)
+            push.setsockopt(zmq.LINGER, 1000)
+            push.connect(EVENTS_ENDPOINT)
+            self._emit_local.push = push
+        push.send_multipart(protocol.encode(kind, self.epoch, fields, arrays), copy=False)
+
+    def _fatal(self, message: str) -> None:
+        self.fatal_message = message
+        self.stopping.set()
+
+    def _send_api(self, kind: Kind, fields: dict[str, Any]) -> None:
+        self.api.send_multipart(protocol.encode(kind, self.epoch, fields), copy=False)
+
+    def _heartbeat(self) -> None:
+        engine = self.engine
+        in_flight = 1 if engine.active_rid else 0
+        self._send_api(
+            Kind.HEARTBEAT,
+            {
+                "state": engine.state.value,
+                "detail": engine.detail,
+                "backend": engine.backend.name,
+                "models": [protocol.model_info_to_wire(m) for m in engine.models],
+                "queued": engine.queued(),
+                "in_flight": in_flight,
+                "pid": os.getpid(),
+                "model_load_seconds": engine.figures.model_load_seconds,
+            },
+        )
+        status = {
+            "role": "worker",
+            "pid": os.getpid(),
+            "state": engine.state.value,
+            "detail": engine.detail,
+            "in_flight": in_flight,
+            "queued": engine.queued(),
+            "model": self.config.model.name,
+        }
+        with contextlib.suppress(zmq.Again):  # status is best effort: never block on the supervisor
+            self.control.send_multipart(protocol.encode(Kind.STATUS, self.epoch, status), zmq.NOBLOCK)
+
+    def _handle_api(self, frames: list[Any]) -> None:
+        try:
+            message = protocol.decode(frames)
+        except ProtocolError as exc:
+            log_event(log, "protocol_error", logging.WARNING, error=str(exc))
+            return
+        fields = message.fields
+        if message.kind == Kind.GENERATE:
+            self._submit_generate(fields, message.arrays)
+        elif message.kind == Kind.ABORT:
+            self.engine.abort(str(fields.get("rid")))
+        elif message.kind == Kind.PING:
+            self._send_api(Kind.PONG, {"seq": fields.get("seq")})
+        elif message.kind == Kind.STATS_REQUEST:
+            figures = self.engine.figures
+            self._send_api(
+                Kind.STATS,
+                {
+                    "seq": fields.get("seq"),
+                    "model_load_seconds": figures.model_load_seconds,
+                    "tokens_generated": figures.tokens_generated,
+                    "requests_finished": figures.requests_finished,
+                    "requests_failed": figures.requests_failed,
+                    "requests_cancelled": figures.requests_cancelled,
+                    "queued": self.engine.queued(),
+                },
+            )
+
+    def _submit_generate(self, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        rid = str(fields.get("rid"))
+        if self.engine.state != WorkerState.READY:
+            self._send_api(
+                Kind.ERROR,
+                {"rid": rid, "code": "model_loading", "message": f"model not ready: {self.engine.detail}"},
+            )
+            return
+        try:
+            job = GenerateJob(
+                rid=rid,
+                model=str(fields["model"]),
+                messages=protocol.messages_from_wire(fields["messages"], arrays),
+                params=protocol.params_from_wire(fields["params"]),
+                timeout_s=float(fields.get("timeout_s") or self.config.inference.timeout_s),
+            )
+        except (KeyError, ProtocolError, TypeError, ValueError) as exc:
+            self._send_api(Kind.ERROR, {"rid": rid, "code": "protocol_error", "message": str(exc)})
+            return
+        self.engine.submit(job)
+
+    def _forward_events(self) -> None:
+        while True:
+            try:
+                frames = self.events.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self.api.send_multipart(frames, copy=False)
+
+    def serve(self) -> int:
+        self.engine.start()
+        poller = zmq.Poller()
+        poller.register(self.api, zmq.POLLIN)
+        poller.register(self.events, zmq.POLLIN)
+        interval = self.config.worker.heartbeat_interval_s
+        next_beat = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = now + interval
+            ready = dict(poller.poll(timeout=max(1, int((next_beat - now) * 1000))))
+            if self.events in ready:
+                self._forward_events()
+            if self.api in ready:
+                while True:
+                    try:
+                        self._handle_api(self.api.recv_multipart(zmq.NOBLOCK, copy=False))
+                    except zmq.Again:
+                        break
+        if self.fatal_message is not None:
+            self._heartbeat()  # tell the API and supervisor why, before exiting
+            log_event(log, "worker_exit_fatal", logging.ERROR, error=self.fatal_message)
+            return EXIT_FATAL
+        self.engine.stop()
+        log_event(log, "worker_stopped")
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hailo-vision-worker", description=__doc__)
+    parser.add_argument("--config-json", required=True, help="resolved config written by the supervisor")
+    parser.add_argument("--runtime-dir", required=True, help="private directory of the ipc sockets")
+    args = parser.parse_args(argv)
+    config = Config.from_json(Path(args.config_json).read_text(encoding="utf-8"))
+    setup_logging("worker", config.logging.format, config.logging.level)
+    worker = WorkerProcess(config, Path(args.runtime_dir))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stopping.set())
+    log_event(log, "worker_started", pid=os.getpid(), epoch=worker.epoch, backend=config.backend)
+    code = worker.serve()
+    if code == EXIT_FATAL:
+        os._exit(code)  # the engine thread may be stuck in the device: do not wait for it
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
