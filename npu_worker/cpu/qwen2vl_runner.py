@@ -147,7 +147,7 @@ class Qwen2VLRunner:
         positions, delta = rope_index(
             prompt.input_ids, prompt.image_grids, self.config.image_token_id, self.config.merge_size
         )
-        run, logits = self.decoder.start(self._prompt_embeddings(prompt), positions[:, None, :])
+        run, logits = self.decoder.start(self.prompt_embeddings(prompt), positions[:, None, :])
         text_stream = DecodeStream(skip_special_tokens=True)
         eos = self.config.eos_token_ids
         for generated in range(1, budget + 1):
@@ -172,7 +172,7 @@ class Qwen2VLRunner:
             past_len = prompt_tokens + generated - 1
             logits = run.forward(self._token_embedding(token), decode_positions(past_len, delta))
 
-    def _prompt_embeddings(self, prompt: PromptTokens) -> np.ndarray:
+    def prompt_embeddings(self, prompt: PromptTokens) -> np.ndarray:
         """inputs_embeds [1, S, H] of the prompt, image features written into the image-pad slots."""
         embeds = self.embed.run(None, {"input_ids": prompt.input_ids[None, :]})[0]
         if prompt.images:
