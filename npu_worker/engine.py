@@ -97,14 +97,21 @@ class Engine:
                 self._queue.remove(job)
                 self.figures.requests_cancelled += 1
 
+    def abort_all(self) -> int:
+        """Abort every queued and running job (their requester is gone); returns how many."""
+        with self._wake:
+            rids = list(self._jobs)
+        for rid in rids:
+            self.abort(rid)
+        return len(rids)
+
     def queued(self) -> int:
         return len(self._queue)
 
     def stop(self) -> None:
+        self.abort_all()
         with self._wake:
             self._stopping = True
-            for job in self._jobs.values():
-                job.cancelled.set()
             self._wake.notify()
         self._thread.join(timeout=10)
 

@@ -52,6 +52,7 @@ class WorkerProcess:
         self.engine = Engine(create_backend(config), self._emit, self._fatal)
         self.stopping = threading.Event()
         self.fatal_message: str | None = None
+        self.api_seen = time.monotonic()
 
     # The engine thread emits through its own PUSH socket (zmq sockets are not thread-safe).
     def _emit(self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
@@ -98,7 +99,15 @@ class WorkerProcess:
         with contextlib.suppress(zmq.Again):  # status is best effort: never block on the supervisor
             self.control.send_multipart(protocol.encode(Kind.STATUS, self.epoch, status), zmq.NOBLOCK)
 
+    def _check_api_alive(self) -> None:
+        """The API pings while it lives; when it goes silent, its requests are orphans: drop them."""
+        if time.monotonic() - self.api_seen > self.config.worker.heartbeat_timeout_s:
+            dropped = self.engine.abort_all()
+            if dropped:
+                log_event(log, "api_lost_requests_aborted", logging.WARNING, aborted=dropped)
+
     def _handle_api(self, frames: list[Any]) -> None:
+        self.api_seen = time.monotonic()
         try:
             message = protocol.decode(frames)
         except ProtocolError as exc:
@@ -166,6 +175,7 @@ class WorkerProcess:
             now = time.monotonic()
             if now >= next_beat:
                 self._heartbeat()
+                self._check_api_alive()
                 next_beat = now + interval
             ready = dict(poller.poll(timeout=max(1, int((next_beat - now) * 1000))))
             if self.events in ready:
