@@ -55,7 +55,9 @@ class ImageLimits:
     """What the API accepts (config `api.max_image_bytes` and `api.max_image_pixels`)."""
 
     max_bytes: int = 20 * 1024 * 1024
-    max_source_pixels: int = 50_000_000  # width x height in the file's header
+    # width x height in the file's header. Pillow's own guard refuses over 2 x Image.MAX_IMAGE_PIXELS
+    # (178,956,970 by default) whatever this says.
+    max_source_pixels: int = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,8 @@ def decode_image(
                 if factor > 1:
                     rgb = rgb.reduce(factor)
             return as_rgb_array(rgb)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise _bomb(error, param) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise _bomb(limits, param) from None
         except Exception as error:  # Pillow raises many types for broken files; all mean "corrupt"
             name = _ACCEPTED[str(image.format)]
             raise APIError(
@@ -145,12 +147,13 @@ def _open_checked(data: bytes, limits: ImageLimits, param: str | None) -> Image.
         raise image_too_large(limits.max_bytes, param)
     try:
         image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise _bomb(error, param) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _bomb(limits, param) from None
     except UnidentifiedImageError:
         raise _unidentified(data, param) from None
     except Exception as error:  # a header broken in a way the format's plugin did not expect
-        raise APIError(400, f"The image header is corrupt ({error}).", "invalid_image", param) from None
+        name = _sniff(data) or "image"
+        raise APIError(400, f"The {name} header is corrupt ({error}).", "invalid_image", param) from None
     if image.format not in _ACCEPTED:
         image.close()
         raise _unsupported(str(image.format), param)
@@ -170,9 +173,14 @@ def _too_many_pixels(size: tuple[int, int], limits: ImageLimits, param: str | No
     )
 
 
-def _bomb(error: Exception, param: str | None) -> APIError:
-    """Pillow's own decompression-bomb guard (above `Image.MAX_IMAGE_PIXELS`) as our 413."""
-    return APIError(413, f"The image has too many pixels to decode ({error}).", "image_too_large", param)
+def _bomb(limits: ImageLimits, param: str | None) -> APIError:
+    """Pillow's own decompression-bomb guard, which fires before ours can, as our 413."""
+    return APIError(
+        413,
+        f"The image has more pixels than the limit of {limits.max_source_pixels} pixels.",
+        "image_too_large",
+        param,
+    )
 
 
 def _unsupported(detected: str, param: str | None) -> APIError:
@@ -186,12 +194,12 @@ def _unsupported(detected: str, param: str | None) -> APIError:
 
 def _unidentified(data: bytes, param: str | None) -> APIError:
     """415 naming what a file Pillow cannot open looks like, or 400 when it looks like nothing."""
-    for signature, offset, name in _SIGNATURES:
-        if data[offset : offset + len(signature)] == signature:
-            if name in ACCEPTED_FORMATS:
-                message = f"The {name} image could not be decoded: it is truncated or corrupt."
-                return APIError(400, message, "invalid_image", param)
-            return _unsupported(name, param)
+    name = _sniff(data)
+    if name in ACCEPTED_FORMATS:
+        message = f"The {name} image could not be decoded: it is truncated or corrupt."
+        return APIError(400, message, "invalid_image", param)
+    if name is not None:
+        return _unsupported(name, param)
     head = data[:4096]
     if head and b"\0" not in head:
         try:  # an incremental decoder forgives a character cut at the end of `head`
@@ -206,3 +214,11 @@ def _unidentified(data: bytes, param: str | None) -> APIError:
         "invalid_image",
         param,
     )
+
+
+def _sniff(data: bytes) -> str | None:
+    """The type a file's magic number claims, for the formats in `_SIGNATURES`."""
+    for signature, offset, name in _SIGNATURES:
+        if data[offset : offset + len(signature)] == signature:
+            return name
+    return None
