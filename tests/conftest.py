@@ -1,7 +1,21 @@
-"""Shared test setup: the shapes world in models/ is importable by every test."""
+"""Shared test setup: models/ (the shapes world) and tests/ (harnesses) are importable by every test."""
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "models"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from service import Service  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The real service on the demo models, shared by the tests that do not disturb it."""
+    running = Service(tmp_path_factory.mktemp("service")).wait_ready()
+    yield running
+    running.stop()
