@@ -143,8 +143,7 @@ async def _public_address(target: _Target, param: str) -> str:
     for address in addresses:
         if not _is_public(address):
             raise _failed(
-                f"a redirect to {target.shown} was refused: {target.host} resolves to the non-public "
-                f"address {address}",
+                f"a redirect to {target.shown} was refused: it leads to the non-public address {address}",
                 param,
             )
     return addresses[0]
@@ -192,9 +191,11 @@ async def _get(target: _Target, address: str | None, param: str) -> _Response:
             headers[name.strip().lower()] = value.strip()
         else:
             raise ValueError(f"more than {_MAX_HEADERS} header lines")
-    except (OSError, ValueError, UnicodeError) as error:
+    except BaseException as error:  # a timeout's cancellation included: never leak the connection
         writer.close()
-        raise _failed(f"{target.shown} did not answer with valid HTTP ({error})", param) from None
+        if isinstance(error, OSError | ValueError | UnicodeError):
+            raise _failed(f"{target.shown} did not answer with valid HTTP ({error})", param) from None
+        raise
     return _Response(status, headers, reader, writer, str(writer.get_extra_info("peername")[0]))
 
 

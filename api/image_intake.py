@@ -72,12 +72,8 @@ class ImageInfo:
 
 def image_too_large(max_bytes: int, param: str | None) -> APIError:
     """The 413 for an image file (inline or fetched) bigger than `max_bytes`."""
-    return APIError(
-        413,
-        f"The image is larger than the limit of {max_bytes / 2**20:.3g} MiB ({max_bytes} bytes).",
-        "image_too_large",
-        param,
-    )
+    limit = f"{max_bytes / 2**20:.3g} MiB ({max_bytes} bytes)" if max_bytes >= 2**20 else f"{max_bytes} bytes"
+    return APIError(413, f"The image is larger than the limit of {limit}.", "image_too_large", param)
 
 
 def image_info(data: bytes, limits: ImageLimits, param: str | None = None) -> ImageInfo:

@@ -71,7 +71,7 @@ def test_the_declared_format_is_the_one_detected_from_content() -> None:
 def test_multi_frame_gif_gives_its_first_frame() -> None:
     frames = [Image.new("RGB", (8, 8), colour) for colour in (RED, (0, 255, 0), BLUE)]
     data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
-    assert Image.open(io.BytesIO(data)).n_frames == 3
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 3
     pixels = decode_image(data, LIMITS)
     assert (pixels == RED).all()
 
