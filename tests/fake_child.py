@@ -121,9 +121,9 @@ def main() -> int:
                 "queued": args.queued,
                 "model": args.model,
             }
-            control.send_multipart(protocol.encode(protocol.Kind.STATUS, epoch, fields))
             if state != sent_state:
-                record(f"state-{state}")
+                record(f"state-{state}")  # before sending: the supervisor may act on it at once
+            control.send_multipart(protocol.encode(protocol.Kind.STATUS, epoch, fields))
             sent_state, sent_at = state, now
         time.sleep(0.02)
     return 0
