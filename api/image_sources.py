@@ -9,6 +9,7 @@ large is decoded or downloaded.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import re
 from dataclasses import dataclass
@@ -19,7 +20,11 @@ from api.image_fetch import fetch_image
 from api.image_intake import image_too_large
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_WHITESPACE = b" \t\n\r\v\f"
+# Inline data longer than this is decoded in a thread, _PIECE characters at a time (a multiple of 4):
+# megabytes of base64 take a few hundred ms on a Pi, which must not stall other requests' streams.
+_PIECE = 256 * 1024
 _REMOTE_SCHEMES = ("http", "https")
 _INLINE_FORMS = "a data: URL (data:image/jpeg;base64,...) or bare base64"
 
@@ -38,8 +43,8 @@ async def read_image_reference(ref: object, param: str, policy: ImageSourcePolic
     """The image file named by `ref`: a data URL, bare base64 or (if allowed) an http(s) URL.
 
     `param` is the request field holding `ref` (e.g. "messages[0].content[1].image_url"); every
-    error names it. Inline data is decoded synchronously (it is already in memory and bounded by the
-    request body limit); remote images are fetched without blocking the event loop.
+    error names it. Large inline data is decoded in a thread and remote images are fetched on asyncio
+    streams, so the event loop is never blocked for long.
 
     Raises APIError: 400 `invalid_image_url` (empty, unknown scheme, malformed data URL or base64),
     400 `remote_images_disabled`, 400 `image_fetch_failed`, 400 `image_fetch_timeout`, 413
@@ -65,6 +70,8 @@ async def read_image_reference(ref: object, param: str, policy: ImageSourcePolic
             timeout_s=policy.fetch_timeout_s,
             max_redirects=policy.max_redirects,
         )
+    if len(text) > _PIECE:
+        return await asyncio.to_thread(decode_inline_image, text, param, policy.max_bytes)
     return decode_inline_image(text, param, policy.max_bytes)
 
 
@@ -99,15 +106,25 @@ def _decode_base64(text: str, param: str, max_bytes: int) -> bytes:
     """Standard or URL-safe base64, with or without padding, whitespace and line breaks allowed."""
     if len(text) > 2 * _encoded_length(max_bytes):  # refuse before even copying: no real line
         raise image_too_large(max_bytes, param)  # wrapping doubles the length
-    compact = "".join(text.split()).rstrip("=")
+    # Piece by piece, so that a thread doing this lets the event loop run between pieces.
+    pieces = range(0, len(text), _PIECE)
+    try:
+        compact = b"".join(
+            text[i : i + _PIECE].encode("ascii").translate(_URLSAFE_TO_STANDARD, _WHITESPACE) for i in pieces
+        ).rstrip(b"=")
+    except UnicodeEncodeError:
+        raise _invalid(f"is not valid base64; expected {_INLINE_FORMS}", param) from None
     if len(compact) * 3 // 4 > max_bytes:  # the exact decoded size, known before decoding
         raise image_too_large(max_bytes, param)
-    if not compact or len(compact) % 4 == 1:
+    if not compact or len(compact) % 4 == 1 or b"=" in compact:
         raise _invalid(f"is not valid base64; expected {_INLINE_FORMS}", param)
-    padded = compact.translate(_URLSAFE_TO_STANDARD) + "=" * (-len(compact) % 4)
-    try:
-        return binascii.a2b_base64(padded, strict_mode=True)
-    except (binascii.Error, ValueError):
+    padded = memoryview(compact + b"=" * (-len(compact) % 4))
+    try:  # _PIECE is a multiple of 4, so every piece is whole base64 quanta
+        return b"".join(
+            binascii.a2b_base64(padded[i : i + _PIECE], strict_mode=True)
+            for i in range(0, len(padded), _PIECE)
+        )
+    except binascii.Error:
         raise _invalid(f"is not valid base64; expected {_INLINE_FORMS}", param) from None
 
 
