@@ -105,7 +105,7 @@ def decode_image(
             if target_pixels is not None and image.format in ("JPEG", "MPO"):
                 scale = _largest_scale(image.size, _DRAFT_SCALES, target_pixels, min_side)
                 if scale > 1:
-                    image.draft("RGB", (image.width // scale, image.height // scale))
+                    image.draft("RGB", (max(1, image.width // scale), max(1, image.height // scale)))
             image.load()  # every decoding error surfaces here, inside the try
             ImageOps.exif_transpose(image, in_place=True)
             rgb = to_rgb_image(image)

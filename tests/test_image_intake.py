@@ -153,6 +153,12 @@ def test_jpeg_is_decoded_at_the_smallest_scale_that_keeps_the_target() -> None:
     assert_rgb_array(decode_image(data, LIMITS, None), 1200, 1600)
 
 
+def test_a_tiny_target_never_empties_a_tiny_jpeg() -> None:
+    data = encode(Image.new("RGB", (4, 3), RED), "JPEG")
+    # 1/8 would leave no pixel: the scale asked for is capped at the image's size (1/2 here).
+    assert_rgb_array(decode_image(data, LIMITS, 1), 2, 2)
+
+
 def test_min_side_keeps_the_short_side_for_clip() -> None:
     data = encode(halves((1600, 400), RED, BLUE), "JPEG", quality=90)
     # 1/8 gives 200x50 = 10,000 pixels but a 50-pixel short side; 1/4 keeps 100.

@@ -91,6 +91,17 @@ def test_bare_base64_variants(ref: str) -> None:
     assert read(ref) == PHOTO
 
 
+def test_large_inline_images_decode_the_same() -> None:
+    # Over 256 KiB of base64 is decoded in a thread, piece by piece: pieces must join seamlessly.
+    big = bytes(range(256)) * 3000 + PHOTO
+    encoded = base64.b64encode(big).decode("ascii")
+    assert len(encoded) > 1_000_000
+    assert read(f"data:image/jpeg;base64,{encoded}") == big
+    assert read(wrapped(base64.urlsafe_b64encode(big).decode("ascii").rstrip("="))) == big
+    broken = encoded[:600_000] + "=" + encoded[600_001:]
+    assert refused(broken).code == "invalid_image_url"
+
+
 @pytest.mark.parametrize(
     ("ref", "words"),
     [
