@@ -118,6 +118,8 @@ def decode_image(
             return as_rgb_array(rgb)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _bomb(limits, param) from None
+        except MemoryError:  # the server's problem, not the file's
+            raise
         except Exception as error:  # Pillow raises many types for broken files; all mean "corrupt"
             name = _ACCEPTED[str(image.format)]
             raise APIError(
