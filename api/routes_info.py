@@ -57,6 +57,7 @@ def _health_body(services: Services) -> dict[str, Any]:
         "model": services.config.model.name,
         "model_loaded": services.worker.ready,
         "backend": view.backend or services.config.backend,
+        "backend_details": view.details,
         "detail": view.detail,
         "uptime_seconds": round(time.monotonic() - services.started, 3),
         "version": VERSION,

@@ -52,6 +52,7 @@ class WorkerView:
     models: list[ModelInfo] = field(default_factory=list)
     queued: int = 0
     model_load_seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
     last_seen: float = 0.0
 
 
@@ -255,6 +256,7 @@ class WorkerClient:
             models=[protocol.model_info_from_wire(m) for m in fields.get("models", [])],
             queued=int(fields.get("queued", 0)),
             model_load_seconds=float(fields.get("model_load_seconds", 0.0)),
+            details=dict(fields.get("details") or {}),
             last_seen=time.monotonic(),
         )
 

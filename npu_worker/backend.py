@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -163,6 +163,9 @@ class Backend(Protocol):
 
     def describe(self) -> list[ModelInfo]:
         """The loaded models."""
+
+    def details(self) -> dict[str, Any]:
+        """Runtime facts for /health and logs (versions, detected features); JSON-serialisable."""
 
     def generate(
         self, model: str, messages: Sequence[Message], params: SamplingParams

@@ -67,6 +67,7 @@ class Engine:
         self.state = WorkerState.LOADING
         self.detail = "starting"
         self.models: list[ModelInfo] = []
+        self.details: dict[str, Any] = {}
         self.figures = EngineFigures()
         self.active_rid: str | None = None
         self._queue: collections.deque[GenerateJob] = collections.deque()
@@ -156,6 +157,7 @@ class Engine:
                 return False
             self.figures.model_load_seconds = time.monotonic() - started
             self.models = self.backend.describe()
+            self.details = self.backend.details()
             self.state, self.detail = WorkerState.READY, "ready"
             log_event(
                 log,

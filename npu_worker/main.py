@@ -85,6 +85,7 @@ class WorkerProcess:
                 "in_flight": in_flight,
                 "pid": os.getpid(),
                 "model_load_seconds": engine.figures.model_load_seconds,
+                "details": engine.details,
             },
         )
         status = {

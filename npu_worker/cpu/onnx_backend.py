@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from npu_worker.backend import (
     GenerationEvent,
@@ -59,6 +61,9 @@ class OnnxBackend:
 
     def describe(self) -> list[ModelInfo]:
         return [runner.info for runner in (self.vlm, self.clip) if runner is not None]
+
+    def details(self) -> dict[str, Any]:
+        return {"onnxruntime": ort.__version__, "providers": ["CPUExecutionProvider"]}
 
     def _vlm(self, model: str) -> Qwen2VLRunner:
         if self.vlm is None or model != self.vlm.info.id:
