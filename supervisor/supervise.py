@@ -10,7 +10,8 @@ Stop (first SIGTERM, SIGINT or SIGHUP, or a flapping child): SIGTERM to the API,
 accepting and finishes in-flight requests for up to api.drain_timeout_s; wait for it to exit (SIGKILL
 after drain_timeout_s + api_grace_s); then SIGTERM to the worker (SIGKILL after worker_grace_s);
 then exit 0 (1 after flapping). Each further stop signal cuts the current wait short: the child
-being waited for gets SIGKILL at once.
+being waited for gets SIGKILL at once. The systemd watchdog is pinged throughout a stop, which its
+own deadlines bound; before that, only while both children keep reporting (or wait for a restart).
 
 Ctrl-C: children run in their own process group (supervisor/children.py), so a terminal's SIGINT
 reaches only the supervisor, and the drain order holds. Children that get SIGINT anyway (someone
@@ -290,6 +291,7 @@ class Supervisor:
 
     def _notify(self, now: float) -> None:
         if self.stop_phase:
+            self.notifier.watchdog(now)  # the stop is bounded by its own deadlines
             return
         api, worker = self.children[API], self.children[WORKER]
         timeout = self.config.worker.heartbeat_timeout_s
