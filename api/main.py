@@ -50,8 +50,12 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
     control.setsockopt(zmq.SNDHWM, 10)
     control.connect(protocol.control_endpoint(runtime_dir))
     epoch = protocol.new_epoch()
+    parent = os.getppid()
     try:
         while True:
+            if os.getppid() != parent and not server.should_exit:
+                log_event(log, "supervisor_gone", logging.WARNING)
+                server.should_exit = True
             if services.state == "starting" and server.started:
                 services.state = "listening"
                 log_event(log, "listening", host=services.config.api.host, port=services.config.api.port)

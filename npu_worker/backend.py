@@ -185,5 +185,8 @@ class Backend(Protocol):
     def embed_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 embeddings, shape (len(texts), dim)."""
 
+    def count_text_tokens(self, model: str, texts: Sequence[str]) -> int:
+        """Tokens the CLIP text encoder sees for `texts` (for usage figures)."""
+
     def logit_scale(self, model: str) -> float:
         """The CLIP model's learned logit scale (exp of the stored log value)."""

@@ -23,6 +23,7 @@ import zmq
 
 from npu_worker import protocol
 from npu_worker.backends import create_backend
+from npu_worker.clip_work import EmbedJob
 from npu_worker.engine import Engine, GenerateJob
 from npu_worker.protocol import Kind, ProtocolError, WorkerState
 from supervisor.config import Config
@@ -49,10 +50,13 @@ class WorkerProcess:
         self.events = self.context.socket(zmq.PULL)
         self.events.bind(EVENTS_ENDPOINT)
         self._emit_local = threading.local()
-        self.engine = Engine(create_backend(config), self._emit, self._fatal)
+        self.engine = Engine(
+            create_backend(config), self._emit, self._fatal, config.clip, config.resources.max_batch_size
+        )
         self.stopping = threading.Event()
         self.fatal_message: str | None = None
         self.api_seen = time.monotonic()
+        self.parent_pid = os.getppid()
 
     # The engine thread emits through its own PUSH socket (zmq sockets are not thread-safe).
     def _emit(self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
@@ -117,6 +121,8 @@ class WorkerProcess:
         fields = message.fields
         if message.kind == Kind.GENERATE:
             self._submit_generate(fields, message.arrays)
+        elif message.kind == Kind.EMBED:
+            self._submit_embed(fields, message.arrays)
         elif message.kind == Kind.ABORT:
             self.engine.abort(str(fields.get("rid")))
         elif message.kind == Kind.PING:
@@ -133,16 +139,39 @@ class WorkerProcess:
                     "requests_failed": figures.requests_failed,
                     "requests_cancelled": figures.requests_cancelled,
                     "queued": self.engine.queued(),
+                    **self.engine.cache_figures(),
                 },
             )
 
+    def _not_ready(self, rid: str) -> bool:
+        if self.engine.state == WorkerState.READY:
+            return False
+        self._send_api(
+            Kind.ERROR,
+            {"rid": rid, "code": "model_loading", "message": f"model not ready: {self.engine.detail}"},
+        )
+        return True
+
+    def _submit_embed(self, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        rid = str(fields.get("rid"))
+        if self._not_ready(rid):
+            return
+        try:
+            job = EmbedJob(
+                rid=rid,
+                model=str(fields["model"]),
+                images=list(arrays),
+                texts=[str(t) for t in fields.get("texts") or []],
+                templates=tuple(str(t) for t in fields.get("templates") or ()),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            self._send_api(Kind.ERROR, {"rid": rid, "code": "protocol_error", "message": str(exc)})
+            return
+        self.engine.submit(job)
+
     def _submit_generate(self, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
         rid = str(fields.get("rid"))
-        if self.engine.state != WorkerState.READY:
-            self._send_api(
-                Kind.ERROR,
-                {"rid": rid, "code": "model_loading", "message": f"model not ready: {self.engine.detail}"},
-            )
+        if self._not_ready(rid):
             return
         try:
             job = GenerateJob(
@@ -177,6 +206,9 @@ class WorkerProcess:
             if now >= next_beat:
                 self._heartbeat()
                 self._check_api_alive()
+                if os.getppid() != self.parent_pid:
+                    log_event(log, "supervisor_gone", logging.WARNING)
+                    self.stopping.set()
                 next_beat = now + interval
             ready = dict(poller.poll(timeout=max(1, int((next_beat - now) * 1000))))
             if self.events in ready:

@@ -10,6 +10,18 @@ Sockets (ipc:// in a private runtime directory):
   API -> worker: GENERATE, EMBED, ABORT, PING, STATS_REQUEST.
   worker -> API: HEARTBEAT (state and models), TOKEN*, FINAL, EMBEDDINGS, ERROR, PONG, STATS.
 - control.sock: the supervisor binds a ROUTER, each child connects a DEALER and sends STATUS.
+
+Fields per kind (every request and its answers carry `rid`):
+- GENERATE: model, messages (see messages_to_wire; images are the arrays), params
+  (params_to_wire), timeout_s. Answers: TOKEN (text, id) per token with text, then FINAL (reason,
+  prompt_tokens, completion_tokens, queue_wait_s, ttft_s, compute_s) - or one ERROR.
+- EMBED: model, texts (list of str), templates (list of str; [] = texts as they are); the arrays are
+  images (uint8 HxWx3). Answer: EMBEDDINGS (model, logit_scale, text_tokens, cache_hits,
+  batch_images, queue_wait_s, compute_s) with two arrays: image embeddings (len(images), D) and
+  text embeddings (len(texts), D), L2-normalised float32 - or one ERROR (code, message, param).
+- ABORT: the request is dropped from the queue or its generation stops at the next token.
+- HEARTBEAT: state, detail, backend, models, queued, in_flight, pid, model_load_seconds, details.
+- STATUS (to the supervisor): role, pid, state, detail, in_flight, queued, model.
 """
 
 from __future__ import annotations
@@ -112,7 +124,7 @@ def encode(
         "a": [[a.dtype.str, list(a.shape)] for a in contiguous],
     }
     frames: list[bytes | memoryview] = [msgpack.packb(header, use_bin_type=True)]
-    frames.extend(memoryview(a).cast("B") if a.size else b"" for a in contiguous)
+    frames.extend(a.data.cast("B") if a.size else b"" for a in contiguous)
     return frames
 
 

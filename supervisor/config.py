@@ -39,11 +39,30 @@ class ModelConfig:
     context_length: int = 0  # 0 = the model's own window
 
 
+HAILO_APPS_TEMPLATES = (
+    "a photo of a {}.",
+    "a photo of the {}.",
+    "a photo of my {}.",
+    "a photo of a big {}.",
+    "a photo of a small {}.",
+)
+
+
 @dataclass(frozen=True)
 class ClipConfig:
     enabled: bool = True
     name: str = "clip-demo"
     path: str = str(DEMO_MODELS / "clip-demo")
+    templates: tuple[str, ...] = HAILO_APPS_TEMPLATES
+    negative_prompts: tuple[str, ...] = ("a photo of something else.", "a photo of an empty background.")
+    preload_prompts: tuple[str, ...] = ()
+    batch_wait_ms: float = 5.0
+    text_cache_mb: float = 16.0
+    cache_file: str = ""  # "" = $STATE_DIRECTORY/clip-text-cache.npz, else none
+    max_prompts: int = 64
+    max_prompt_chars: int = 300
+    max_images: int = 16
+    max_regions: int = 32
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,20 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class HailoConfig:
+    """HailoRT settings (backend: hailo). HEF paths are relative to model.path / clip.path."""
+
+    vlm_hef: str = ""  # "" = the only *.hef in model.path
+    clip_hef: str = ""  # "" = the only *.hef in clip.path
+    group_id: str = "SHARED"  # VDevice group: SHARED lets CLIP and the VLM share the device
+    optimize_memory_on_device: bool = False  # HailoRT 5.1+: tokenize on the host
+    clip_output: str = "float32"  # float32: FLOAT32 output requested; dequantize: with quant_infos
+    default_top_k: int = 1000  # sent when a request sets no top-k (the device requires one)
+    image_tokens_per_frame: int = 0  # 0 = Qwen2-VL's (frame height / 28) * (frame width / 28)
+    read_timeout_s: float = 30.0  # longest wait for one token (or one CLIP batch) from the device
+
+
+@dataclass(frozen=True)
 class Config:
     backend: str = "onnx"  # onnx | hailo | auto
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -112,6 +145,7 @@ class Config:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    hailo: HailoConfig = field(default_factory=HailoConfig)
     source: str = "<defaults>"  # the file it was read from
 
     def to_json(self) -> str:
@@ -127,6 +161,8 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("", "backend"): ("onnx", "hailo", "auto"),
     ("logging", "format"): ("logfmt", "json"),
     ("logging", "level"): ("debug", "info", "warning", "error"),
+    ("hailo", "group_id"): ("SHARED", "UNIQUE"),
+    ("hailo", "clip_output"): ("float32", "dequantize"),
 }
 _POSITIVE = {
     ("inference", "max_tokens"),
@@ -139,6 +175,10 @@ _POSITIVE = {
     ("api", "max_image_pixels"),
     ("api", "max_images_per_request"),
     ("api", "remote_image_timeout_s"),
+    ("clip", "max_prompts"),
+    ("clip", "max_prompt_chars"),
+    ("clip", "max_images"),
+    ("clip", "max_regions"),
     ("worker", "heartbeat_interval_s"),
     ("worker", "heartbeat_timeout_s"),
     ("worker", "start_timeout_s"),
@@ -146,6 +186,8 @@ _POSITIVE = {
     ("supervisor", "restart_max_s"),
     ("supervisor", "flap_deaths"),
     ("supervisor", "flap_window_s"),
+    ("hailo", "default_top_k"),
+    ("hailo", "read_timeout_s"),
 }
 
 
@@ -240,6 +282,12 @@ def _validate_value(section: str, key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
     if (section, key) in _POSITIVE and value <= 0:
         raise ConfigError(f"{where}: must be greater than 0, got {value!r}")
+    if (section, key) in (("clip", "batch_wait_ms"), ("clip", "text_cache_mb")) and value < 0:
+        raise ConfigError(f"{where}: must not be negative, got {value!r}")
+    if (section, key) == ("clip", "templates") and not all("{}" in t for t in value):
+        raise ConfigError(f"{where}: every template must hold '{{}}' where the prompt goes, got {value!r}")
+    if (section, key) == ("hailo", "image_tokens_per_frame") and value < 0:
+        raise ConfigError(f"{where}: must be 0 (derived from the frame size) or more, got {value!r}")
     if (section, key) == ("api", "port") and not 0 <= value <= 65535:
         raise ConfigError(f"{where}: must be a TCP port 0..65535, got {value!r}")
     if (section, key) == ("inference", "temperature") and not 0 <= value <= 2:
@@ -292,6 +340,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     return dataclasses.replace(
         config,
         model=dataclasses.replace(config.model, path=absolute(config.model.path)),
-        clip=dataclasses.replace(config.clip, path=absolute(config.clip.path)),
+        clip=dataclasses.replace(
+            config.clip, path=absolute(config.clip.path), cache_file=absolute(config.clip.cache_file)
+        ),
     )
 

@@ -158,6 +158,10 @@ class ClipRunner:
             feeds["attention_mask"] = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         return feeds
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the texts take, start and end tokens included, padding not (usage counts)."""
+        return sum(sum(e.attention_mask) for e in self._tokenizer.encode_batch(list(texts)))
+
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """float32 (N, D) L2-normalised embeddings."""
         if not texts:

@@ -89,5 +89,8 @@ class OnnxBackend:
     def embed_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
         return self._clip(model).embed_texts(texts)
 
+    def count_text_tokens(self, model: str, texts: Sequence[str]) -> int:
+        return self._clip(model).count_tokens(texts)
+
     def logit_scale(self, model: str) -> float:
         return self._clip(model).logit_scale

@@ -1,0 +1,50 @@
+"""What the worker's compute thread does next: pure policy, so it is tested without a model.
+
+CLIP work is cheap and latency-sensitive, a VLM generation is long: image-encoder requests are
+gathered into one batch (up to `max_batch` images, or until the oldest has waited `batch_wait_s`)
+and served between two tokens of a running generation, so classification never waits behind it and
+the generation slows by at most one batch's time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Action = Literal["clip", "token", "start", "wait", "idle"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    wait_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class WorkState:
+    clip_images: int  # images waiting in CLIP jobs
+    clip_text_only: bool  # a waiting CLIP job has no images (nothing to batch: run it now)
+    clip_oldest_wait_s: float  # how long the oldest waiting CLIP job has waited (0 when none)
+    generating: bool  # a generation is running
+    generations_queued: int
+
+
+def next_step(state: WorkState, max_batch: int, batch_wait_s: float) -> Decision:
+    clip_waiting = state.clip_images > 0 or state.clip_text_only
+    if clip_waiting:
+        due = (
+            state.clip_text_only
+            or max_batch <= 1
+            or state.clip_images >= max_batch
+            or state.clip_oldest_wait_s >= batch_wait_s
+        )
+        if due:
+            return Decision("clip")
+        if state.generating:
+            return Decision("token")
+        return Decision("wait", batch_wait_s - state.clip_oldest_wait_s)
+    if state.generating:
+        return Decision("token")
+    if state.generations_queued:
+        return Decision("start")
+    return Decision("idle")

@@ -1,0 +1,128 @@
+"""Run a batch of CLIP jobs: image embeddings in as few encoder runs as the batch size allows, text
+embeddings from the cache or computed once (averaged over prompt templates for an ensemble).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from npu_worker.backend import Backend, BackendError
+from npu_worker.text_cache import TextEmbeddingCache
+
+
+@dataclass
+class EmbedJob:
+    rid: str
+    model: str
+    images: list[np.ndarray]
+    texts: list[str]
+    templates: tuple[str, ...]  # () = texts as they are
+    received: float = field(default_factory=time.monotonic)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class EmbedResult:
+    job: EmbedJob
+    fields: dict[str, Any]
+    arrays: list[np.ndarray]
+
+
+def take_batch(queue: list[EmbedJob], max_batch: int) -> list[EmbedJob]:
+    """The oldest jobs whose images fit one batch (always at least the first job)."""
+    taken: list[EmbedJob] = []
+    images = 0
+    for job in queue:
+        if taken and images + len(job.images) > max_batch:
+            break
+        taken.append(job)
+        images += len(job.images)
+    return taken
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class ClipWork:
+    def __init__(self, backend: Backend, cache: TextEmbeddingCache, max_batch: int) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.max_batch = max(1, max_batch)
+        self.encoder_runs = 0
+        self.images_encoded = 0
+
+    def text_embeddings(self, model: str, texts: Sequence[str], templates: tuple[str, ...]) -> np.ndarray:
+        """(len(texts), D) embeddings; cache misses computed in one encoder run."""
+        unique = list(dict.fromkeys(texts))
+        found: dict[str, np.ndarray] = {}
+        for text in unique:
+            vector = self.cache.get((model, templates, text))
+            if vector is not None:
+                found[text] = vector
+        missing = [text for text in unique if text not in found]
+        if missing:
+            if templates:
+                expanded = [template.replace("{}", text) for text in missing for template in templates]
+                vectors = self.backend.embed_texts(model, expanded)
+                vectors = _normalise(vectors.reshape(len(missing), len(templates), -1).mean(axis=1))
+            else:
+                vectors = self.backend.embed_texts(model, missing)
+            for text, vector in zip(missing, vectors, strict=True):
+                self.cache.put((model, templates, text), vector)
+                found[text] = vector
+        return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    def image_embeddings(self, model: str, images: Sequence[np.ndarray]) -> np.ndarray:
+        chunks = [images[i : i + self.max_batch] for i in range(0, len(images), self.max_batch)]
+        results = []
+        for chunk in chunks:
+            results.append(self.backend.embed_images(model, chunk))
+            self.encoder_runs += 1
+            self.images_encoded += len(chunk)
+        return np.concatenate(results) if results else np.zeros((0, 0), np.float32)
+
+    def run(self, jobs: list[EmbedJob]) -> list[EmbedResult | tuple[EmbedJob, BackendError]]:
+        """Every job's embeddings (or its error); images of jobs on the same model share encoder runs."""
+        started = time.monotonic()
+        outcomes: list[EmbedResult | tuple[EmbedJob, BackendError]] = []
+        by_model: dict[str, list[EmbedJob]] = {}
+        for job in jobs:
+            by_model.setdefault(job.model, []).append(job)
+        for model, group in by_model.items():
+            try:
+                images = self.image_embeddings(model, [image for job in group for image in job.images])
+                scale = self.backend.logit_scale(model)
+            except BackendError as exc:
+                outcomes.extend((job, exc) for job in group)
+                continue
+            offset = 0
+            for job in group:
+                try:
+                    hits_before = self.cache.hits
+                    texts = self.text_embeddings(model, job.texts, job.templates)
+                    tokens = self.backend.count_text_tokens(model, job.texts) if job.texts else 0
+                except BackendError as exc:
+                    outcomes.append((job, exc))
+                    continue
+                mine = images[offset : offset + len(job.images)]
+                offset += len(job.images)
+                fields = {
+                    "rid": job.rid,
+                    "model": model,
+                    "logit_scale": scale,
+                    "text_tokens": tokens,
+                    "cache_hits": self.cache.hits - hits_before,
+                    "batch_images": len(images),
+                    "queue_wait_s": started - job.received,
+                    "compute_s": time.monotonic() - started,
+                }
+                outcomes.append(EmbedResult(job, fields, [mine, texts]))
+        return outcomes

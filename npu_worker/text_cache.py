@@ -1,0 +1,100 @@
+"""The CLIP text-embedding cache: LRU, bounded in bytes, saved to disk so a restarted worker starts warm.
+
+Camera pipelines ask the same labels every frame, so a prompt's (ensemble) text embedding is computed
+once and served from here after. Keys are (model, template set, text): the same text under other
+templates is another embedding.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from supervisor.logs import log_event
+
+log = logging.getLogger("npu_worker.text_cache")
+
+CacheKey = tuple[str, tuple[str, ...], str]
+FORMAT_VERSION = 1
+
+
+class TextEmbeddingCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self.bytes = 0
+        self.dirty = False
+        self._entries: collections.OrderedDict[CacheKey, np.ndarray] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: CacheKey) -> np.ndarray | None:
+        vector = self._entries.get(key)
+        if vector is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return vector
+
+    def put(self, key: CacheKey, vector: np.ndarray) -> None:
+        if vector.nbytes > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old.nbytes
+        stored = np.array(vector, dtype=np.float32, copy=True)
+        self._entries[key] = stored
+        self.bytes += stored.nbytes
+        self.dirty = True
+        while self.bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.bytes -= evicted.nbytes
+
+    def save(self, path: Path) -> None:
+        """Write every entry atomically (a temp file renamed over the old one)."""
+        keys = [[model, list(templates), text] for model, templates, text in self._entries]
+        vectors = list(self._entries.values())
+        dim = vectors[0].shape[0] if vectors else 0
+        matrix = np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".clip-cache-", suffix=".npz")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                np.savez(out, keys=np.array(json.dumps({"v": FORMAT_VERSION, "keys": keys})), vectors=matrix)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        self.dirty = False
+        log_event(log, "text_cache_saved", path=str(path), entries=len(keys))
+
+    def load(self, path: Path, dim: int) -> int:
+        """Add the saved entries of embedding size `dim`; a missing or unreadable file is skipped."""
+        if not path.is_file():
+            return 0
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["keys"]))
+                vectors = np.asarray(data["vectors"], dtype=np.float32)
+            if header.get("v") != FORMAT_VERSION or vectors.ndim != 2 or len(header["keys"]) != len(vectors):
+                raise ValueError("unexpected layout")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log_event(log, "text_cache_unreadable", logging.WARNING, path=str(path), error=str(exc))
+            return 0
+        if vectors.shape[1] != dim:
+            log_event(log, "text_cache_other_model", logging.WARNING, path=str(path), dim=vectors.shape[1])
+            return 0
+        for (model, templates, text), vector in zip(header["keys"], vectors, strict=True):
+            self.put((str(model), tuple(templates), str(text)), vector)
+        self.dirty = False
+        log_event(log, "text_cache_loaded", path=str(path), entries=len(self._entries))
+        return len(self._entries)

@@ -1,0 +1,42 @@
+"""The worker's next-step policy: CLIP batches gathered briefly, served between VLM tokens."""
+
+from npu_worker.batching import WorkState, next_step
+
+
+def state(
+    images: int = 0, text_only: bool = False, waited: float = 0.0, generating: bool = False, queued: int = 0
+) -> WorkState:
+    return WorkState(images, text_only, waited, generating, queued)
+
+
+def test_idle_when_nothing_waits() -> None:
+    assert next_step(state(), 8, 0.005).action == "idle"
+
+
+def test_a_full_batch_runs_at_once() -> None:
+    assert next_step(state(images=8), 8, 0.005).action == "clip"
+
+
+def test_a_partial_batch_waits_for_more_then_runs() -> None:
+    decision = next_step(state(images=3, waited=0.002), 8, 0.005)
+    assert decision.action == "wait" and abs(decision.wait_s - 0.003) < 1e-9
+    assert next_step(state(images=3, waited=0.005), 8, 0.005).action == "clip"
+
+
+def test_batching_off_runs_every_image_at_once() -> None:
+    assert next_step(state(images=1), 1, 0.005).action == "clip"
+
+
+def test_text_only_work_never_waits() -> None:
+    assert next_step(state(text_only=True), 8, 0.005).action == "clip"
+
+
+def test_a_generation_keeps_streaming_while_a_batch_gathers() -> None:
+    assert next_step(state(images=2, waited=0.001, generating=True), 8, 0.005).action == "token"
+    assert next_step(state(images=2, waited=0.006, generating=True), 8, 0.005).action == "clip"
+
+
+def test_clip_goes_before_starting_a_queued_generation() -> None:
+    assert next_step(state(images=1, waited=0.001, queued=2), 8, 0.005).action == "wait"
+    assert next_step(state(queued=2), 8, 0.005).action == "start"
+    assert next_step(state(generating=True, queued=2), 8, 0.005).action == "token"
