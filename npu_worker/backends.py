@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from npu_worker.backend import Backend, ModelLoadError
 from supervisor.config import Config
 
 HAILO_DEVICE = Path("/dev/hailo0")
+FACTORY_ENV = "HAILO_VISION_BACKEND_FACTORY"
 
 
 def hailo_available() -> bool:
@@ -22,7 +26,24 @@ def resolve_backend_name(config: Config) -> str:
     return config.backend
 
 
+def _factory_from_environment() -> Callable[[Config], Backend] | None:
+    """$HAILO_VISION_BACKEND_FACTORY=module:callable builds the backend instead (benchmarks and tests:
+    e.g. a latency-simulating encoder); never set it in production."""
+    spec = os.environ.get(FACTORY_ENV, "")
+    if not spec:
+        return None
+    module, _, attribute = spec.partition(":")
+    try:
+        factory: Callable[[Config], Backend] = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"${FACTORY_ENV}={spec!r}: cannot import it ({exc})") from exc
+    return factory
+
+
 def create_backend(config: Config) -> Backend:
+    factory = _factory_from_environment()
+    if factory is not None:
+        return factory(config)
     name = resolve_backend_name(config)
     if name == "onnx":
         from npu_worker.cpu.onnx_backend import OnnxBackend
