@@ -175,6 +175,7 @@ def parse_chat_request(body: Any, defaults: InferenceConfig, max_images: int) ->
         frequency_penalty=_number(body, "frequency_penalty", -2.0, 2.0, 0.0),
         presence_penalty=_number(body, "presence_penalty", -2.0, 2.0, 0.0),
         stop=_stop(body),
+        min_tokens=_integer(body, "min_tokens", 0) or 0,
     )
     request = ChatRequest(model, turns, params, stream, include_usage, user)
     if len(request.images) > max_images:

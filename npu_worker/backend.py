@@ -56,6 +56,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     stop: tuple[str, ...] = ()
+    min_tokens: int = 0  # end-of-sequence suppressed until this many tokens (vLLM's extension)
 
 
 @dataclass(frozen=True)

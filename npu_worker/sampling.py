@@ -7,6 +7,8 @@ generator per request, so the same seed gives the same text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from npu_worker.backend import InvalidRequestError, SamplingParams
@@ -19,7 +21,7 @@ NUCLEUS_POOL = 256
 class TokenSampler:
     """The sampling state of one request: its random generator and the counts of generated tokens."""
 
-    def __init__(self, params: SamplingParams) -> None:
+    def __init__(self, params: SamplingParams, end_ids: Sequence[int] = ()) -> None:
         if not params.temperature >= 0:
             raise InvalidRequestError(f"temperature must be >= 0, got {params.temperature}", "temperature")
         if not 0 <= params.top_p <= 1:
@@ -33,6 +35,9 @@ class TokenSampler:
         self.presence_penalty = params.presence_penalty
         self.rng = np.random.default_rng(params.seed)
         self.counts: dict[int, int] = {}
+        self.generated = 0
+        self.min_tokens = params.min_tokens
+        self.end_ids = np.asarray(list(end_ids), dtype=np.int64)
 
     @property
     def greedy(self) -> bool:
@@ -41,8 +46,12 @@ class TokenSampler:
     def choose(self, logits: np.ndarray) -> int:
         """The next token id from a 1-D row of logits; records it for the penalties."""
         logits = self._penalised(logits)
+        if self.generated < self.min_tokens and self.end_ids.size:
+            logits = np.array(logits, dtype=np.float64)
+            logits[self.end_ids] = -np.inf  # min_tokens: the sequence may not end yet
         token = int(np.argmax(logits)) if self.greedy else self._sample(logits)
         self.counts[token] = self.counts.get(token, 0) + 1
+        self.generated += 1
         return token
 
     def _penalised(self, logits: np.ndarray) -> np.ndarray:

@@ -119,3 +119,9 @@ def test_invalid_settings_are_rejected_naming_the_parameter(params, param):
     with pytest.raises(InvalidRequestError) as err:
         TokenSampler(params)
     assert err.value.param == param
+
+
+def test_min_tokens_suppresses_the_end_tokens_until_reached() -> None:
+    logits = np.array([0.0, 5.0, 1.0])  # token 1 (the end token) always wins unless suppressed
+    sampler = TokenSampler(SamplingParams(temperature=0, min_tokens=2), end_ids=[1])
+    assert [sampler.choose(logits) for _ in range(3)] == [2, 2, 1]

@@ -124,7 +124,7 @@ class Qwen2VLRunner:
         """
         if params.max_tokens < 1:
             raise InvalidRequestError(f"max_tokens must be >= 1, got {params.max_tokens}", "max_tokens")
-        sampler = TokenSampler(params)
+        sampler = TokenSampler(params, self.config.eos_token_ids)
         prompt = self.prompts.build(messages)
         prompt_tokens = int(prompt.input_ids.size)
         if prompt_tokens + 1 > self.context_length:
@@ -170,7 +170,7 @@ class Qwen2VLRunner:
                 yield Finish("cancelled", prompt_tokens, generated)
                 return
             past_len = prompt_tokens + generated - 1
-            logits = run.forward(self._token_embedding(token), decode_positions(past_len, delta))
+            logits = run.forward(self.token_embedding(token), decode_positions(past_len, delta))
 
     def prompt_embeddings(self, prompt: PromptTokens) -> np.ndarray:
         """inputs_embeds [1, S, H] of the prompt, image features written into the image-pad slots."""
@@ -183,7 +183,7 @@ class Qwen2VLRunner:
             embeds[0, prompt.input_ids == self.config.image_token_id] = features
         return embeds
 
-    def _token_embedding(self, token: int) -> np.ndarray:
+    def token_embedding(self, token: int) -> np.ndarray:
         """inputs_embeds [1, 1, H] of one generated token, from a cache filled one id at a time."""
         row = self.token_embeddings.get(token)
         if row is None:
