@@ -58,8 +58,13 @@ class ClipRunner:
     """One loaded CLIP model: embeds images and texts into the same L2-normalised space."""
 
     def __init__(
-        self, model_dir: str | Path, threads: int | None = None, model_id: str | None = None
+        self,
+        model_dir: str | Path,
+        threads: int | None = None,
+        model_id: str | None = None,
+        image_encoder: bool = True,
     ) -> None:
+        """image_encoder=False loads only the text side (the Hailo backend encodes images on the NPU)."""
         self.model_dir = Path(model_dir)
         config_path = self.model_dir / "config.json"
         config = read_json(self.model_dir, "config.json")
@@ -71,8 +76,12 @@ class ClipRunner:
             read_json(self.model_dir, "preprocessor_config.json"), self.model_dir / "preprocessor_config.json"
         )
         self._load_tokenizer()
-        self._vision = open_session(
-            self.model_dir, "onnx/vision_model.onnx", ("pixel_values",), ("image_embeds",), threads
+        self._vision = (
+            open_session(
+                self.model_dir, "onnx/vision_model.onnx", ("pixel_values",), ("image_embeds",), threads
+            )
+            if image_encoder
+            else None
         )
         self._text = open_session(
             self.model_dir, "onnx/text_model.onnx", ("input_ids",), ("text_embeds",), threads
@@ -120,16 +129,17 @@ class ClipRunner:
 
     def _check_shapes(self) -> None:
         """Fixed dimensions of the ONNX inputs/outputs must agree with the JSON configs."""
-        pixels = self._vision.get_inputs()[0].shape
-        if all(isinstance(d, int) for d in pixels[2:]) and tuple(pixels[2:]) != self.image_config.output_size:
-            raise ModelLoadError(
-                f"{self.model_dir / 'onnx/vision_model.onnx'}: takes {pixels[2:]} images but "
-                f"preprocessor_config.json makes {self.image_config.output_size}"
-            )
-        for session, name, file in (
-            (self._vision, "image_embeds", "vision"),
-            (self._text, "text_embeds", "text"),
-        ):
+        sessions = [(self._text, "text_embeds", "text")]
+        if self._vision is not None:
+            pixels = self._vision.get_inputs()[0].shape
+            size = self.image_config.output_size
+            if all(isinstance(d, int) for d in pixels[2:]) and tuple(pixels[2:]) != size:
+                raise ModelLoadError(
+                    f"{self.model_dir / 'onnx/vision_model.onnx'}: takes {pixels[2:]} images but "
+                    f"preprocessor_config.json makes {size}"
+                )
+            sessions.append((self._vision, "image_embeds", "vision"))
+        for session, name, file in sessions:
             shape = next(o.shape for o in session.get_outputs() if o.name == name)
             if isinstance(shape[-1], int) and shape[-1] != self.embedding_dim:
                 raise ModelLoadError(
@@ -146,6 +156,8 @@ class ClipRunner:
         """float32 (N, D) L2-normalised embeddings; all images in one encoder run."""
         if not images:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        if self._vision is None:
+            raise ValueError("this ClipRunner was loaded without its image encoder")
         pixel_values = preprocess(images, self.image_config)
         (embeds,) = self._vision.run(["image_embeds"], {"pixel_values": pixel_values})
         return l2_normalise(embeds)
