@@ -49,6 +49,10 @@ def create_backend(config: Config) -> Backend:
         from npu_worker.cpu.onnx_backend import OnnxBackend
 
         return OnnxBackend(config)
+    if name == "hailo":
+        from npu_worker.hailo.backend import HailoBackend
+
+        return HailoBackend(config)
     raise ModelLoadError(
-        f"backend {name!r} is not available in this build of hailo-vision; use backend: onnx (or auto)"
+        f"backend {name!r} is not available in this build of hailo-vision; use onnx, hailo or auto"
     )

@@ -1,0 +1,188 @@
+"""HailoBackend: the Backend interface over one SHARED VDevice hosting the VLM HEF and the CLIP image HEF.
+
+CLIP text embeddings are computed on the CPU with the matching CLIP export's onnx/text_model.onnx, as
+hailo-apps does; the logit scale comes from that export's config.json. Load order: everything that
+can fail without the device first (HailoRT import, HEF paths, the CPU text encoder), then the device,
+then the VLM (the load most likely to find the device busy), then the CLIP encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from npu_worker.backend import (
+    GenerationEvent,
+    ImagePart,
+    Message,
+    ModelInfo,
+    ModelLoadError,
+    SamplingParams,
+    TextPart,
+    UnknownModelError,
+)
+from npu_worker.cpu.clip_runner import CAPABILITIES as CLIP_CAPABILITIES
+from npu_worker.cpu.clip_runner import ClipRunner
+from npu_worker.hailo.clip import HailoClipImageEncoder
+from npu_worker.hailo.device import HailoModules, import_hailo, open_vdevice
+from npu_worker.hailo.features import HailoFeatures, detect_features
+from npu_worker.hailo.vlm import BACKEND_NAME, HailoVLM
+from supervisor.config import Config
+from supervisor.logs import log_event
+
+log = logging.getLogger("npu_worker.hailo")
+
+
+def resolve_hef(directory: str, configured: str, key: str) -> Path:
+    """The HEF `configured` names (absolute, or inside `directory`), or the only *.hef in `directory`."""
+    if configured:
+        path = Path(configured) if Path(configured).is_absolute() else Path(directory) / configured
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: HEF not found (set by {key})")
+        return path
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder}: model directory not found (it should hold the HEF; see {key})")
+    found = sorted(folder.glob("*.hef"))
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found)
+        what = f"{len(found)} .hef files ({names})" if found else "no .hef file"
+        raise ModelLoadError(f"{folder}: {what}; name the HEF with {key}")
+    return found[0]
+
+
+class HailoBackend:
+    name = "hailo"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.features: HailoFeatures | None = None
+        self.vdevice: Any = None
+        self.vlm: HailoVLM | None = None
+        self.clip_images: HailoClipImageEncoder | None = None
+        self.clip_text: ClipRunner | None = None
+        self.clip_info: ModelInfo | None = None
+
+    def load(self) -> None:
+        hailo = import_hailo()
+        self.features = detect_features(hailo.platform, hailo.genai)
+        log_event(
+            log, "hailort_detected", version=self.features.version, features=",".join(self.features.names)
+        )
+        model, clip, settings = self.config.model, self.config.clip, self.config.hailo
+        vlm_hef = resolve_hef(model.path, settings.vlm_hef, "hailo.vlm_hef")
+        clip_hef = resolve_hef(clip.path, settings.clip_hef, "hailo.clip_hef") if clip.enabled else None
+        if clip.enabled:
+            threads = self.config.resources.cpu_threads or None
+            self.clip_text = ClipRunner(clip.path, threads, model_id=clip.name, image_encoder=False)
+        self.vdevice = open_vdevice(hailo, settings.group_id)
+        try:
+            self.vlm = HailoVLM(
+                hailo, self.vdevice, vlm_hef, model.name, self.features, settings, model.context_length
+            )
+            if clip_hef is not None:
+                self._load_clip(hailo, clip_hef)
+            if model.warmup:
+                self._warm_up(self.vlm)
+        except BaseException:
+            self.unload()
+            raise
+
+    def _load_clip(self, hailo: HailoModules, hef: Path) -> None:
+        text = self.clip_text
+        assert text is not None
+        self.clip_images = HailoClipImageEncoder(
+            hailo,
+            self.vdevice,
+            hef,
+            text.image_config,
+            text.embedding_dim,
+            self.config.resources.max_batch_size,
+            float_output=self.config.hailo.clip_output == "float32",
+            timeout_s=self.config.hailo.read_timeout_s,
+        )
+        self.clip_info = ModelInfo(
+            id=text.info.id,
+            kind="clip",
+            backend=BACKEND_NAME,
+            embedding_dim=text.embedding_dim,
+            image_size=text.image_config.output_size,
+            capabilities=CLIP_CAPABILITIES,
+        )
+
+    @staticmethod
+    def _warm_up(vlm: HailoVLM) -> None:
+        """One token about a small image, so the first request does not pay for lazy set-up."""
+        image = np.full((64, 64, 3), 255, dtype=np.uint8)
+        warm = [Message("user", (ImagePart(image), TextPart("hi")))]
+        for _ in vlm.generate(warm, SamplingParams(max_tokens=1, temperature=0)):
+            pass
+
+    def unload(self) -> None:
+        """Release the models, then the device (so hailo-ollama or a restarted worker can have it)."""
+        if self.vlm is not None:
+            self.vlm.release()
+        if self.clip_images is not None:
+            self.clip_images.release()
+        if self.vdevice is not None:
+            self.vdevice.release()
+        self.vlm = self.clip_images = self.clip_text = self.clip_info = self.vdevice = None
+
+    def describe(self) -> list[ModelInfo]:
+        vlm_info = self.vlm.info if self.vlm is not None else None
+        return [info for info in (vlm_info, self.clip_info) if info is not None]
+
+    def details(self) -> dict[str, Any]:
+        if self.features is None:
+            return {}
+        settings = self.config.hailo
+        facts: dict[str, Any] = {**self.features.as_dict(), "vdevice_group": settings.group_id}
+        if self.vlm is not None:
+            facts.update(
+                vlm_frame_shape=list(self.vlm.frame_shape),
+                vlm_context_length=self.vlm.context_length,
+                vlm_image_tokens_per_frame=self.vlm.tokens_per_frame,
+            )
+        if self.clip_images is not None:
+            facts.update(
+                clip_output=settings.clip_output,
+                clip_batch_size=self.clip_images.batch_size,
+                clip_text_encoder="onnxruntime (CPU)",
+            )
+        return facts
+
+    def _vlm(self, model: str) -> HailoVLM:
+        if self.vlm is None or model != self.vlm.info.id:
+            raise UnknownModelError(f"no vision-language model {model!r} is loaded")
+        return self.vlm
+
+    def _clip(self, model: str) -> tuple[HailoClipImageEncoder, ClipRunner]:
+        if self.clip_images is None or self.clip_text is None or self.clip_info is None:
+            raise UnknownModelError(f"no CLIP model {model!r} is loaded")
+        if model != self.clip_info.id:
+            raise UnknownModelError(f"no CLIP model {model!r} is loaded")
+        return self.clip_images, self.clip_text
+
+    def generate(
+        self, model: str, messages: Sequence[Message], params: SamplingParams
+    ) -> Iterator[GenerationEvent]:
+        return self._vlm(model).generate(messages, params)
+
+    def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
+        return self._vlm(model).count_tokens(messages)
+
+    def embed_images(self, model: str, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self._clip(model)[0].embed(images)
+
+    def embed_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
+        return self._clip(model)[1].embed_texts(texts)
+
+    def count_text_tokens(self, model: str, texts: Sequence[str]) -> int:
+        return self._clip(model)[1].count_tokens(texts)
+
+    def logit_scale(self, model: str) -> float:
+        return self._clip(model)[1].logit_scale
