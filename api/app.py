@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import APIError
 from api.keys import load_api_keys, valid_key
 from api.routes_chat import chat_completions
+from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
 from api.routes_info import get_model, health, list_models, metrics, ready
 from api.services import Services
 from api.worker_client import WorkerClient
@@ -118,6 +119,11 @@ def create_app(config: Config, worker: WorkerClient) -> Starlette:
     services = Services(config, worker, api_keys=load_api_keys(config.api.api_keys, config.api.api_key_file))
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/classify", classify, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/embeddings/image", image_embeddings, methods=["POST"]),
+        Route("/v1/embeddings/text", text_embeddings, methods=["POST"]),
+        Route("/v1/match", match, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),

@@ -1,0 +1,254 @@
+"""The CLIP routes: /v1/classify, /v1/embeddings (OpenAI), /v1/embeddings/image, /v1/embeddings/text
+and /v1/match.
+
+Each request is validated and its images decoded here (at about the encoder's input size; regions are
+cut from the full-size image), then sent to the worker as one EMBED: the worker batches image-encoder
+work across concurrent requests and serves text embeddings from its cache. Scores are computed here
+from the returned embeddings (api.clip_scoring).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.body import read_json
+from api.chat_request import ImageRef
+from api.clip_request import (
+    ClassifyRequest,
+    EmbeddingsRequest,
+    Region,
+    check_regions,
+    parse_classify_request,
+    parse_embeddings_request,
+    parse_image_embeddings_request,
+    parse_match_request,
+    parse_text_embeddings_request,
+)
+from api.clip_scoring import SCORE_DECIMALS, classify_scores, ranked, similarity, softmax
+from api.errors import APIError
+from api.image_loading import load_images
+from api.routes_info import resolve_model
+from api.services import Services, services_of
+from npu_worker.backend import ModelInfo
+from npu_worker.protocol import Kind
+from supervisor.config import ClipConfig
+
+# Images are decoded (and region crops reduced) to keep this many times the encoder's input side.
+CROP_SLACK = 2
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One EMBEDDINGS answer: image and text embeddings (L2-normalised rows) and the worker's figures."""
+
+    images: np.ndarray
+    texts: np.ndarray
+    logit_scale: float
+    text_tokens: int
+    compute_s: float
+
+
+async def _body(request: Request) -> tuple[Services, Any]:
+    services = services_of(request)
+    return services, await read_json(request, services.config.api.max_body_bytes)
+
+
+def _input_side(model: ModelInfo) -> int:
+    return min(model.image_size) if model.image_size else 0
+
+
+async def _load(services: Services, model: ModelInfo, refs: Sequence[ImageRef]) -> list[np.ndarray]:
+    """The images decoded to about the encoder's input size (never enlarged)."""
+    side = _input_side(model)
+    target = model.image_size[0] * model.image_size[1] if model.image_size else None
+    return await load_images(refs, services, target, side)
+
+
+def _crops(pixels: np.ndarray, regions: Sequence[Region], side: int) -> list[np.ndarray]:
+    """Each region of the image, reduced by a whole factor while it keeps CROP_SLACK x the input side."""
+    crops = []
+    for x0, y0, x1, y1 in regions:
+        crop = pixels[y0:y1, x0:x1]
+        factor = min(crop.shape[:2]) // (CROP_SLACK * side) if side else 1
+        if factor > 1:
+            crop = np.asarray(Image.fromarray(crop).reduce(factor))
+        crops.append(np.ascontiguousarray(crop))
+    return crops
+
+
+async def _embed(
+    services: Services,
+    model: ModelInfo,
+    images: list[np.ndarray],
+    texts: Sequence[str],
+    templates: Sequence[str] = (),
+) -> Embedded:
+    """Send one EMBED to the worker and wait for its EMBEDDINGS (bounded by inference.timeout_s)."""
+    fields = {"model": model.id, "texts": list(texts), "templates": list(templates)}
+    timeout = services.config.inference.timeout_s
+    services.in_flight += 1
+    frames = services.worker.request(Kind.EMBED, fields, images)
+    try:
+        answer = await asyncio.wait_for(anext(frames), timeout)
+    except TimeoutError:
+        raise APIError(504, f"the embeddings did not arrive within {timeout:g} s", "timeout") from None
+    finally:
+        services.in_flight -= 1
+        with contextlib.suppress(APIError):
+            await frames.aclose()
+    f = answer.fields
+    services.metrics.clip_batch_images.observe(int(f.get("batch_images", 0)))
+    image_embeds, text_embeds = answer.arrays
+    return Embedded(
+        image_embeds,
+        text_embeds,
+        float(f["logit_scale"]),
+        int(f.get("text_tokens", 0)),
+        float(f.get("compute_s", 0.0)),
+    )
+
+
+def _milliseconds(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+# --- /v1/classify ----------------------------------------------------------------------------------
+
+
+async def _classify_images(services: Services, model: ModelInfo, req: ClassifyRequest) -> list[np.ndarray]:
+    if not req.regions:
+        return await _load(services, model, req.images)
+    (full,) = await load_images(req.images, services, None)
+    check_regions(req.regions, full.shape[1], full.shape[0])
+    return await run_in_threadpool(_crops, full, req.regions, _input_side(model))
+
+
+async def _classify_embeddings(
+    services: Services, model: ModelInfo, req: ClassifyRequest, images: list[np.ndarray]
+) -> tuple[Embedded, np.ndarray | None]:
+    """The images' and prompts' embeddings, and the negative prompts' (multi_label) or None.
+
+    Negative prompts are sentences used as written; with an ensemble they go in a second, text-only
+    EMBED (served from the worker's cache after the first time) so the templates never wrap them.
+    """
+    templates = services.config.clip.templates if req.ensemble else ()
+    if req.multi_label and templates:
+        main, negatives = await asyncio.gather(
+            _embed(services, model, images, req.prompts, templates),
+            _embed(services, model, [], req.negative_prompts),
+        )
+        return main, negatives.texts
+    main = await _embed(services, model, images, [*req.prompts, *req.negative_prompts], templates)
+    if not req.multi_label:
+        return main, None
+    count = len(req.prompts)
+    return dataclasses.replace(main, texts=main.texts[:count]), main.texts[count:]
+
+
+async def classify(request: Request) -> Response:
+    services, body = await _body(request)
+    req = parse_classify_request(body, services.config.clip)
+    model = resolve_model(services, req.model, "clip")
+    images = await _classify_images(services, model, req)
+    embedded, negatives = await _classify_embeddings(services, model, req, images)
+    scores = classify_scores(embedded.images, embedded.texts, embedded.logit_scale, negatives)
+    lists = [ranked(req.prompts, row, req.threshold, req.top_k) for row in scores]
+    mode = "regions" if req.regions else "image" if req.single else "images"
+    services.metrics.classify_requests.labels(mode).inc()
+    answer: dict[str, Any]
+    if mode == "image":
+        answer = {"classifications": lists[0]}
+    elif mode == "images":
+        answer = {"results": [{"index": i, "classifications": c} for i, c in enumerate(lists)]}
+    else:
+        answer = {
+            "results": [
+                {"index": i, "region": list(region), "classifications": c}
+                for i, (region, c) in enumerate(zip(req.regions, lists, strict=True))
+            ]
+        }
+    answer["inference_time_ms"] = _milliseconds(embedded.compute_s)
+    answer["model"] = model.id
+    return JSONResponse(answer)
+
+
+# --- embeddings --------------------------------------------------------------------------------------
+
+
+def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    """A float list, or base64 of the little-endian float32 bytes (as OpenAI sends)."""
+    if encoding_format == "base64":
+        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    values: list[float] = vector.tolist()
+    return values
+
+
+async def _embeddings(request: Request, parse: Callable[[Any, ClipConfig], EmbeddingsRequest]) -> Response:
+    services, body = await _body(request)
+    req = parse(body, services.config.clip)
+    model = resolve_model(services, req.model, "clip")
+    images = await _load(services, model, req.images)
+    templates = services.config.clip.templates if req.ensemble else ()
+    embedded = await _embed(services, model, images, req.texts, templates)
+    pending = {"image": iter(embedded.images), "text": iter(embedded.texts)}
+    vectors = [next(pending["image" if isinstance(item, ImageRef) else "text"]) for item in req.inputs]
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encoded(v, req.encoding_format)}
+        for i, v in enumerate(vectors)
+    ]
+    tokens = embedded.text_tokens
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": data,
+            "model": model.id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+async def embeddings(request: Request) -> Response:
+    return await _embeddings(request, parse_embeddings_request)
+
+
+async def image_embeddings(request: Request) -> Response:
+    return await _embeddings(request, parse_image_embeddings_request)
+
+
+async def text_embeddings(request: Request) -> Response:
+    return await _embeddings(request, parse_text_embeddings_request)
+
+
+# --- /v1/match ---------------------------------------------------------------------------------------
+
+
+def _rounded(matrix: np.ndarray) -> list[list[float]]:
+    rows: list[list[float]] = np.round(matrix, SCORE_DECIMALS).tolist()
+    return rows
+
+
+async def match(request: Request) -> Response:
+    services, body = await _body(request)
+    req = parse_match_request(body, services.config.clip)
+    model = resolve_model(services, req.model, "clip")
+    images = await _load(services, model, req.images)
+    templates = services.config.clip.templates if req.ensemble else ()
+    embedded = await _embed(services, model, images, req.texts, templates)
+    cosines = similarity(embedded.images, embedded.texts)
+    answer: dict[str, Any] = {"object": "match", "model": model.id, "similarity": _rounded(cosines)}
+    if req.probabilities:
+        answer["probabilities"] = _rounded(softmax(embedded.logit_scale * cosines))
+    answer["inference_time_ms"] = _milliseconds(embedded.compute_s)
+    return JSONResponse(answer)
