@@ -6,18 +6,17 @@ import importlib
 import importlib.util
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from npu_worker.backend import Backend, ModelLoadError
+from npu_worker.hailo.holders import device_nodes
 from supervisor.config import Config
 
-HAILO_DEVICE = Path("/dev/hailo0")
 FACTORY_ENV = "HAILO_VISION_BACKEND_FACTORY"
 
 
 def hailo_available() -> bool:
-    """A Hailo device node and the HailoRT Python package are both present."""
-    return HAILO_DEVICE.exists() and importlib.util.find_spec("hailo_platform") is not None
+    """A Hailo device node (/dev/hailo0, or /dev/h1x-0 of newer drivers) and HailoRT's Python package."""
+    return bool(device_nodes()) and importlib.util.find_spec("hailo_platform") is not None
 
 
 def resolve_backend_name(config: Config) -> str:

@@ -37,8 +37,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser("serve", help="run the service in the foreground")
     serve_parser.add_argument("--config", metavar="FILE", help="config file (default: the lookup order)")
+    doctor_parser = commands.add_parser("doctor", help="check the Hailo device, HailoRT and the models")
+    doctor_parser.add_argument("--config", metavar="FILE", help="config file (default: the lookup order)")
+    doctor_parser.add_argument("--device", metavar="NODE", help="device node (default: /dev/hailo0)")
     args = parser.parse_args(argv)
-    return serve(args.config)  # "serve" is the only command
+    if args.command == "doctor":
+        from supervisor import doctor
+
+        return doctor.run(args.config, args.device)
+    return serve(args.config)
 
 
 if __name__ == "__main__":

@@ -70,11 +70,17 @@ def import_hailo() -> HailoModules:
     """hailo_platform and its genai module, or a ModelLoadError saying how to get them."""
     try:
         platform = importlib.import_module("hailo_platform")
-        genai = importlib.import_module("hailo_platform.genai")
     except ImportError as exc:
         raise ModelLoadError(
             f"backend hailo needs HailoRT's Python package hailo_platform (5.x) in this Python environment "
             f"({exc}); install Hailo's hailort wheel, or run `hailo-vision doctor`"
+        ) from exc
+    try:
+        genai = importlib.import_module("hailo_platform.genai")
+    except ImportError as exc:
+        version = getattr(platform, "__version__", "unknown")
+        raise ModelLoadError(
+            f"HailoRT {version} has no GenAI API (hailo_platform.genai, HailoRT 5.0.1 and later): {exc}"
         ) from exc
     return HailoModules(platform, genai)
 

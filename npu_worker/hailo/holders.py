@@ -1,16 +1,24 @@
-"""Which processes hold the Hailo device node open, found by scanning /proc/<pid>/fd.
+"""The Hailo device nodes, and which processes hold them open (found by scanning /proc/<pid>/fd).
 
 Used to say who is in the way when the device is busy (in the worker's npu_busy detail and in
 `hailo-vision doctor`). Processes of other users cannot be inspected without root; they are counted.
+The Hailo-10H node is /dev/hailo0; newer hailo1x_pci drivers were seen naming it /dev/h1x-0.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-DEVICE_NODE = Path("/dev/hailo0")
+DEVICE_DIR = Path("/dev")
+NODE_PATTERNS = ("hailo[0-9]*", "h1x-[0-9]*")
+
+
+def device_nodes(dev: Path = DEVICE_DIR) -> list[Path]:
+    """Every Hailo device node present, /dev/hailo0 first."""
+    return sorted({p for pattern in NODE_PATTERNS for p in dev.glob(pattern)})
 
 
 @dataclass(frozen=True)
@@ -33,10 +41,10 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _holds(fd_dir: Path, target: str) -> bool:
+def _holds(fd_dir: Path, targets: frozenset[str]) -> bool:
     for fd in fd_dir.iterdir():
         try:
-            if os.readlink(fd) == target:
+            if os.readlink(fd) in targets:
                 return True
         except OSError:  # the fd closed while we looked
             continue
@@ -44,17 +52,17 @@ def _holds(fd_dir: Path, target: str) -> bool:
 
 
 def scan_holders(
-    device: Path = DEVICE_NODE, proc: Path = Path("/proc"), exclude_self: bool = True
+    devices: Sequence[Path] | None = None, proc: Path = Path("/proc"), exclude_self: bool = True
 ) -> HolderScan:
-    """Every process with `device` open, except this one (it may hold the device itself)."""
-    target = str(device)
+    """Every process with one of `devices` (default: all Hailo nodes) open, except this one."""
+    targets = frozenset(str(d) for d in (device_nodes() if devices is None else devices))
     holders: list[Holder] = []
     unreadable = 0
     for entry in proc.iterdir():
         if not entry.name.isdigit() or (exclude_self and int(entry.name) == os.getpid()):
             continue
         try:
-            held = _holds(entry / "fd", target)
+            held = _holds(entry / "fd", targets)
         except PermissionError:
             unreadable += 1
             continue
