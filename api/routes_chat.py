@@ -117,6 +117,7 @@ class _Completion:
             item = await anext(frames)
         self.observe(item)
         f = item.fields
+        text.append(str(f.get("text", "")))  # the whole text, when the worker was asked not to stream
         return fmt.chat_completion(
             self.cid,
             self.created,
@@ -143,6 +144,7 @@ async def chat_completions(request: Request) -> Response:
         "messages": wire,
         "params": params_to_wire(chat.params),
         "timeout_s": config.inference.timeout_s,
+        "stream": chat.stream,
     }
     completion = _Completion(services, model, chat, arrived)
     frames = services.worker.request(Kind.GENERATE, fields, arrays)

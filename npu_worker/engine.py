@@ -52,6 +52,7 @@ class GenerateJob:
     messages: list[Message]
     params: SamplingParams
     timeout_s: float
+    stream: bool = True  # False: the text comes whole in FINAL, no TOKEN frames
     received: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -85,6 +86,7 @@ class _Generation:
         self.first_token_at: float | None = None
         self.deadline = job.received + job.timeout_s
         self.events: Iterator[GenerationEvent] | None = None
+        self.text: list[str] = []
 
     def step(self) -> bool:
         """Advance by one event; True when the generation is over (finished, failed or cancelled)."""
@@ -102,8 +104,10 @@ class _Generation:
                 return self.close()
             engine.figures.tokens_generated += 1
             self.first_token_at = self.first_token_at or time.monotonic()
-            if event.text:
+            if event.text and job.stream:
                 engine.emit(Kind.TOKEN, {"rid": job.rid, "text": event.text, "id": event.token_id}, [])
+            elif event.text:
+                self.text.append(event.text)
             if time.monotonic() > self.deadline:
                 engine.fail(job.rid, "timeout", f"generation exceeded its {job.timeout_s:g} s timeout")
                 return self.close()
@@ -124,6 +128,7 @@ class _Generation:
         now = time.monotonic()
         return {
             "rid": self.job.rid,
+            "text": "".join(self.text),
             "reason": event.reason,
             "prompt_tokens": event.prompt_tokens,
             "completion_tokens": event.completion_tokens,

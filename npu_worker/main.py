@@ -180,6 +180,7 @@ class WorkerProcess:
                 messages=protocol.messages_from_wire(fields["messages"], arrays),
                 params=protocol.params_from_wire(fields["params"]),
                 timeout_s=float(fields.get("timeout_s") or self.config.inference.timeout_s),
+                stream=bool(fields.get("stream", True)),
             )
         except (KeyError, ProtocolError, TypeError, ValueError) as exc:
             self._send_api(Kind.ERROR, {"rid": rid, "code": "protocol_error", "message": str(exc)})

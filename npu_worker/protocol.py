@@ -13,8 +13,9 @@ Sockets (ipc:// in a private runtime directory):
 
 Fields per kind (every request and its answers carry `rid`):
 - GENERATE: model, messages (see messages_to_wire; images are the arrays), params
-  (params_to_wire), timeout_s. Answers: TOKEN (text, id) per token with text, then FINAL (reason,
-  prompt_tokens, completion_tokens, queue_wait_s, ttft_s, compute_s) - or one ERROR.
+  (params_to_wire), timeout_s, stream. Answers: TOKEN (text, id) per token with text when stream is
+  true, then FINAL (text - the whole text when stream is false, else "" - reason, prompt_tokens,
+  completion_tokens, queue_wait_s, ttft_s, compute_s) - or one ERROR.
 - EMBED: model, texts (list of str), templates (list of str; [] = texts as they are); the arrays are
   images (uint8 HxWx3). Answer: EMBEDDINGS (model, logit_scale, text_tokens, cache_hits,
   batch_images, queue_wait_s, compute_s) with two arrays: image embeddings (len(images), D) and
