@@ -106,7 +106,7 @@ def check_access(node: Path) -> Finding:
     else:
         fix = (
             f"add the user to group {group}: `sudo usermod -aG {group} {user}`, then log out and in; "
-            f"the hailo-vision service's user needs it too (SupplementaryGroups={group} in the unit)"
+            f"the service's user too: `sudo usermod -aG {group} hailo-vision`, then restart the service"
         )
     return Finding("FAIL", "access", f"user {user} may not open {node} ({permissions} {owner}:{group})", fix)
 
@@ -187,31 +187,29 @@ def check_firmware(platform: ModuleType, holders: tuple[Holder, ...]) -> Finding
 
 
 def _hef_finding(path: Path, topic: str, platform: ModuleType | None) -> Finding:
+    """HailoRT's host-side HEF parser where installed (no device involved), else the file header."""
     try:
         with path.open("rb") as handle:
-            magic = handle.read(4)
+            magic = handle.read(len(HEF_MAGIC))
     except OSError as exc:
         return Finding("FAIL", topic, f"{path}: cannot be read ({exc})", "check its permissions")
-    size = f"{path.stat().st_size / 1e9:.2f} GB" if path.stat().st_size >= 1e8 else f"{path.stat().st_size} B"
-    if magic != HEF_MAGIC:
-        return Finding(
-            "FAIL", topic, f"{path}: not a HEF file (bad header)", "download the HEF again (for Hailo-10H)"
-        )
+    size = path.stat().st_size
+    shown = f"{size / 1e9:.2f} GB" if size >= 10**8 else f"{size} bytes"
     parser = getattr(platform, "HEF", None)
     if parser is None:
-        return Finding("OK", topic, f"{path} ({size}, HEF header valid; not loaded on the device)")
+        if magic != HEF_MAGIC:
+            return Finding("FAIL", topic, f"{path}: not a HEF file (bad header)", "download the HEF again")
+        return Finding("OK", topic, f"{path} ({shown}, HEF header valid; not loaded on the device)")
     try:
-        groups = parser(str(path)).get_network_group_names()
-    except Exception as exc:  # HailoRT's parser rejects it: wrong version or corrupted
+        groups = ", ".join(parser(str(path)).get_network_group_names())
+    except Exception as exc:  # HailoRT's parser rejects it: wrong version, wrong device or corrupted
         return Finding(
             "FAIL",
             topic,
             f"{path}: HailoRT cannot parse it ({exc})",
             "use a HEF compiled for Hailo-10H and this HailoRT release (hailo_model_zoo_genai lists them)",
         )
-    return Finding(
-        "OK", topic, f"{path} ({size}, network groups {', '.join(groups)}; not loaded on the device)"
-    )
+    return Finding("OK", topic, f"{path} ({shown}, network groups: {groups}; not loaded on the device)")
 
 
 def check_models(config: Config, platform: ModuleType | None) -> Iterator[Finding]:

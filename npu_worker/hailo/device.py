@@ -105,10 +105,13 @@ def is_busy(exc: BaseException) -> bool:
 
 
 def busy_error(exc: BaseException) -> DeviceBusyError:
+    kv_cache = "; its GenAI KV cache is taken by another LLM/VLM" if not is_busy(exc) else ""
+    holders = describe_holders(scan_holders())
     return DeviceBusyError(
-        f"the Hailo device is in use by another process ({describe_holders(scan_holders())}): {exc}; "
-        "hailo-vision retries until it is free (hailo-ollama frees it after keep_alive, or at once with "
-        'curl -X POST localhost:8000/api/generate -d \'{"model": "<model>", "keep_alive": 0}\')'
+        f"the Hailo device is in use by another process{kv_cache}"
+        f"{f' (held by {holders})' if holders else ''}: {exc}; hailo-vision retries until it is free "
+        "(hailo-ollama frees it after keep_alive, or at once with curl -X POST "
+        'localhost:8000/api/generate -d \'{"model": "<model>", "keep_alive": 0}\')'
     )
 
 
@@ -116,16 +119,16 @@ def busy_error(exc: BaseException) -> DeviceBusyError:
 def load_errors(hailo: HailoModules, path: Path, what: str, genai_model: bool = False) -> Iterator[None]:
     """Translate HailoRT failures while loading `what` from `path`.
 
-    A GenAI model that cannot get the device's KV cache fails on the device side with a plain
-    HAILO_INVALID_OPERATION; when another process holds the device that is read as busy.
+    A GenAI model that cannot get the device's single KV cache (another process has an LLM or VLM
+    loaded) fails with a plain HAILO_INVALID_OPERATION: the "KV-Cache is already in use" text only
+    reaches hailort.log. Nothing else makes model creation fail with that status, so for a GenAI
+    model it is read as busy: the worker waits and retries instead of restarting.
     """
     try:
         yield
     except hailo.exception as exc:
-        if is_busy(exc):
-            raise busy_error(exc) from exc
         status = status_name(exc)
-        if genai_model and status == "HAILO_INVALID_OPERATION" and scan_holders().holders:
+        if is_busy(exc) or (genai_model and status == "HAILO_INVALID_OPERATION"):
             raise busy_error(exc) from exc
         hint = " (is it a HEF for this HailoRT version and for Hailo-10H?)" if status in HEF_STATUSES else ""
         raise ModelLoadError(f"{path}: HailoRT cannot load this {what} HEF{hint}: {exc}") from exc
