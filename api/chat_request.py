@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import APIError
-from npu_worker.backend import SamplingParams
+from npu_worker.backend import Role, SamplingParams
 from supervisor.config import InferenceConfig
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 MAX_STOP_SEQUENCES = 4
 
 
@@ -28,7 +28,7 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class ChatTurn:
-    role: str
+    role: Role
     parts: tuple[str | ImageRef, ...]
 
 

@@ -7,7 +7,6 @@ socket: starting, listening (uvicorn is bound), draining.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -26,7 +25,8 @@ from api.worker_client import WorkerClient
 from npu_worker import protocol
 from npu_worker.protocol import Kind
 from supervisor.config import Config, ConfigError
-from supervisor.logs import log_event, setup_logging
+from supervisor.logs import log_event
+from supervisor.runtime import child_setup
 
 log = logging.getLogger("api")
 
@@ -111,14 +111,9 @@ async def serve(config: Config, runtime_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hailo-vision-api", description=__doc__)
-    parser.add_argument("--config-json", required=True, help="resolved config written by the supervisor")
-    parser.add_argument("--runtime-dir", required=True, help="private directory of the ipc sockets")
-    args = parser.parse_args(argv)
-    config = Config.from_json(Path(args.config_json).read_text(encoding="utf-8"))
-    setup_logging("api", config.logging.format, config.logging.level)
+    config, runtime_dir = child_setup("api", __doc__, argv)
     try:
-        asyncio.run(serve(config, Path(args.runtime_dir)))
+        asyncio.run(serve(config, runtime_dir))
     except ConfigError as exc:
         log_event(log, "config_error", logging.ERROR, error=str(exc))
         return 2

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
@@ -88,7 +88,7 @@ class _Completion:
             )
         )
 
-    async def stream(self, first: Envelope, frames: AsyncIterator[Envelope]) -> AsyncIterator[str]:
+    async def stream(self, first: Envelope, frames: AsyncGenerator[Envelope, None]) -> AsyncIterator[str]:
         try:
             yield self.chunk({"role": "assistant", "content": ""})
             item = first
@@ -109,7 +109,7 @@ class _Completion:
             self.services.in_flight -= 1
         yield "data: [DONE]\n\n"
 
-    async def whole(self, first: Envelope, frames: AsyncIterator[Envelope]) -> dict[str, Any]:
+    async def whole(self, first: Envelope, frames: AsyncGenerator[Envelope, None]) -> dict[str, Any]:
         text: list[str] = []
         item = first
         while item.kind == Kind.TOKEN:
@@ -168,7 +168,7 @@ async def _answer_whole(
     services: Services,
     completion: _Completion,
     first: Envelope,
-    frames: AsyncIterator[Envelope],
+    frames: AsyncGenerator[Envelope, None],
 ) -> Response:
     work = asyncio.create_task(completion.whole(first, frames))
     gone = asyncio.create_task(_wait_disconnect(request))

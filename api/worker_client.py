@@ -16,7 +16,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,7 @@ class WorkerClient:
 
     async def request(
         self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]
-    ) -> AsyncIterator[Envelope]:
+    ) -> AsyncGenerator[Envelope, None]:
         """Send one request and yield its frames until FINAL/EMBEDDINGS; an ERROR frame raises APIError.
 
         Leaving the iteration early (client gone) sends ABORT so the worker drops or stops the work.

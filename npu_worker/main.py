@@ -7,7 +7,6 @@ and sends heartbeats to the API and status to the supervisor, so a long prefill 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -27,7 +26,8 @@ from npu_worker.clip_work import EmbedJob
 from npu_worker.engine import Engine, GenerateJob
 from npu_worker.protocol import Kind, ProtocolError, WorkerState
 from supervisor.config import Config
-from supervisor.logs import log_event, setup_logging
+from supervisor.logs import log_event
+from supervisor.runtime import child_setup
 
 log = logging.getLogger("npu_worker")
 EVENTS_ENDPOINT = "inproc://engine-events"
@@ -38,7 +38,7 @@ class WorkerProcess:
     def __init__(self, config: Config, runtime_dir: Path) -> None:
         self.config = config
         self.epoch = protocol.new_epoch()
-        self.context = zmq.Context.instance()
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.api = self.context.socket(zmq.DEALER)
         self.api.setsockopt(zmq.IDENTITY, self.epoch.encode())
         self.api.setsockopt(zmq.LINGER, 0)
@@ -230,13 +230,8 @@ class WorkerProcess:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hailo-vision-worker", description=__doc__)
-    parser.add_argument("--config-json", required=True, help="resolved config written by the supervisor")
-    parser.add_argument("--runtime-dir", required=True, help="private directory of the ipc sockets")
-    args = parser.parse_args(argv)
-    config = Config.from_json(Path(args.config_json).read_text(encoding="utf-8"))
-    setup_logging("worker", config.logging.format, config.logging.level)
-    worker = WorkerProcess(config, Path(args.runtime_dir))
+    config, runtime_dir = child_setup("worker", __doc__, argv)
+    worker = WorkerProcess(config, runtime_dir)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stopping.set())
     log_event(log, "worker_started", pid=os.getpid(), epoch=worker.epoch, backend=config.backend)

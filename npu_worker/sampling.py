@@ -7,7 +7,7 @@ generator per request, so the same seed gives the same text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -21,7 +21,7 @@ NUCLEUS_POOL = 256
 class TokenSampler:
     """The sampling state of one request: its random generator and the counts of generated tokens."""
 
-    def __init__(self, params: SamplingParams, end_ids: Sequence[int] = ()) -> None:
+    def __init__(self, params: SamplingParams, end_ids: Iterable[int] = ()) -> None:
         if not params.temperature >= 0:
             raise InvalidRequestError(f"temperature must be >= 0, got {params.temperature}", "temperature")
         if not 0 <= params.top_p <= 1:
