@@ -119,10 +119,8 @@ class WorkerProcess:
             log_event(log, "protocol_error", logging.WARNING, error=str(exc))
             return
         fields = message.fields
-        if message.kind == Kind.GENERATE:
-            self._submit_generate(fields, message.arrays)
-        elif message.kind == Kind.EMBED:
-            self._submit_embed(fields, message.arrays)
+        if message.kind in (Kind.GENERATE, Kind.EMBED):
+            self._submit(message.kind, fields, message.arrays)
         elif message.kind == Kind.ABORT:
             self.engine.abort(str(fields.get("rid")))
         elif message.kind == Kind.PING:
@@ -143,49 +141,43 @@ class WorkerProcess:
                 },
             )
 
-    def _not_ready(self, rid: str) -> bool:
-        if self.engine.state == WorkerState.READY:
-            return False
-        self._send_api(
-            Kind.ERROR,
-            {"rid": rid, "code": "model_loading", "message": f"model not ready: {self.engine.detail}"},
-        )
-        return True
-
-    def _submit_embed(self, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
+    def _submit(self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
+        """Queue a GENERATE or EMBED request, or answer at once why it cannot be."""
         rid = str(fields.get("rid"))
-        if self._not_ready(rid):
+        if self.engine.state != WorkerState.READY:
+            message = f"model not ready: {self.engine.detail}"
+            self._send_api(Kind.ERROR, {"rid": rid, "code": "model_loading", "message": message})
             return
         try:
-            job = EmbedJob(
-                rid=rid,
-                model=str(fields["model"]),
-                images=list(arrays),
-                texts=[str(t) for t in fields.get("texts") or []],
-                templates=tuple(str(t) for t in fields.get("templates") or ()),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            self._send_api(Kind.ERROR, {"rid": rid, "code": "protocol_error", "message": str(exc)})
-            return
-        self.engine.submit(job)
-
-    def _submit_generate(self, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
-        rid = str(fields.get("rid"))
-        if self._not_ready(rid):
-            return
-        try:
-            job = GenerateJob(
-                rid=rid,
-                model=str(fields["model"]),
-                messages=protocol.messages_from_wire(fields["messages"], arrays),
-                params=protocol.params_from_wire(fields["params"]),
-                timeout_s=float(fields.get("timeout_s") or self.config.inference.timeout_s),
-                stream=bool(fields.get("stream", True)),
+            job = (
+                self._generate_job(rid, fields, arrays)
+                if kind == Kind.GENERATE
+                else self._embed_job(rid, fields, arrays)
             )
         except (KeyError, ProtocolError, TypeError, ValueError) as exc:
             self._send_api(Kind.ERROR, {"rid": rid, "code": "protocol_error", "message": str(exc)})
             return
         self.engine.submit(job)
+
+    def _generate_job(self, rid: str, fields: dict[str, Any], arrays: list[np.ndarray]) -> GenerateJob:
+        return GenerateJob(
+            rid=rid,
+            model=str(fields["model"]),
+            messages=protocol.messages_from_wire(fields["messages"], arrays),
+            params=protocol.params_from_wire(fields["params"]),
+            timeout_s=float(fields.get("timeout_s") or self.config.inference.timeout_s),
+            stream=bool(fields.get("stream", True)),
+        )
+
+    @staticmethod
+    def _embed_job(rid: str, fields: dict[str, Any], arrays: list[np.ndarray]) -> EmbedJob:
+        return EmbedJob(
+            rid=rid,
+            model=str(fields["model"]),
+            images=list(arrays),
+            texts=[str(t) for t in fields.get("texts") or []],
+            templates=tuple(str(t) for t in fields.get("templates") or ()),
+        )
 
     def _forward_events(self) -> None:
         while True:
