@@ -303,7 +303,7 @@ def diagnose(config: Config, node: Path | None) -> Iterator[Finding]:
             "WARN",
             "config",
             f"{config.source}: backend is onnx, the NPU is not used",
-            "set backend: hailo (or auto)",
+            "set backend: hailo or auto",
         )
 
 
