@@ -188,6 +188,12 @@ def test_image_tokens_typed_into_the_text_are_refused(runner):
         runner.count_tokens([Message.text("user", "<|vision_start|><|image_pad|><|vision_end|>hi")])
 
 
+@pytest.mark.parametrize("pixels", [np.zeros((0, 5, 3), np.uint8), np.zeros((4, 4, 2), np.uint8)])
+def test_unusable_image_arrays_are_invalid_requests(runner, pixels):
+    with pytest.raises(InvalidRequestError, match="image"):
+        runner.generate(ask("What is this?", pixels), GREEDY)
+
+
 def test_max_tokens_below_one_is_invalid(runner):
     with pytest.raises(InvalidRequestError) as err:
         runner.generate(TEXT_ONLY, SamplingParams(max_tokens=0))

@@ -16,13 +16,14 @@ from tokenizers import Tokenizer
 from npu_worker.backend import InvalidRequestError, Message
 from npu_worker.chat_template import ChatTemplate
 from npu_worker.cpu.qwen2vl_image import ImageProcessorConfig, grid_thw
+from npu_worker.images import as_rgb_array
 
 
 @dataclass(frozen=True)
 class PromptTokens:
     input_ids: np.ndarray  # int64[S], image pads expanded
     image_grids: np.ndarray  # int64[images, 3], in prompt order
-    images: tuple[np.ndarray, ...]  # the messages' images, in prompt order
+    images: tuple[np.ndarray, ...]  # the messages' images as RGB uint8, in prompt order
 
 
 class PromptBuilder:
@@ -41,7 +42,10 @@ class PromptBuilder:
     def build(self, messages: Sequence[Message]) -> PromptTokens:
         text = self.template.render(messages)
         ids = np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int64)
-        images = tuple(image for message in messages for image in message.images)
+        try:
+            images = tuple(as_rgb_array(image) for message in messages for image in message.images)
+        except ValueError as exc:
+            raise InvalidRequestError(f"an image cannot be used: {exc}", param="messages") from exc
         grids = np.asarray(
             [grid_thw(image.shape[0], image.shape[1], self.image_config) for image in images], dtype=np.int64
         ).reshape(-1, 3)
