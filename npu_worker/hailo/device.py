@@ -52,7 +52,28 @@ STATUS_OF_CLASS = {
 }
 _STATUS_IN_TEXT = re.compile(r"\b(HAILO_[A-Z0-9_]+)\b")
 _CODE_IN_TEXT = re.compile(r"error:?\s*(\d+)")
-_STATUS_OF_CODE = {73: "HAILO_DEVICE_IN_USE", 74: "HAILO_OUT_OF_PHYSICAL_DEVICES", 26: "HAILO_INVALID_HEF"}
+# hailort.h numbers of the statuses told apart here. A failing native call raises
+# HailoRTStatusException('<number>'); model constructors are not wrapped, so they raise it raw.
+_STATUS_OF_CODE = {
+    2: "HAILO_INVALID_ARGUMENT",
+    6: "HAILO_INVALID_OPERATION",
+    13: "HAILO_OPEN_FILE_FAILURE",
+    14: "HAILO_FILE_OPERATION_FAILURE",
+    26: "HAILO_INVALID_HEF",
+    73: "HAILO_DEVICE_IN_USE",
+    74: "HAILO_OUT_OF_PHYSICAL_DEVICES",
+    91: "HAILO_HEF_FILE_CORRUPTED",
+    92: "HAILO_HEF_NOT_SUPPORTED",
+    93: "HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE",
+    94: "HAILO_INVALID_HEF_USE",
+}
+
+
+def _status_code(exc: BaseException | None) -> int | None:
+    """The status number a native exception carries as its only argument ('74' or 74)."""
+    args: tuple[object, ...] = getattr(exc, "args", ())
+    value = str(args[0]).strip() if len(args) == 1 and isinstance(args[0], (int, str)) else ""
+    return int(value) if value.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -86,18 +107,19 @@ def import_hailo() -> HailoModules:
 
 
 def status_name(exc: BaseException) -> str | None:
-    """The HAILO_* status an exception stands for, from its class, its text, or its cause's code."""
+    """The HAILO_* status an exception stands for: from its class, its text, or its status number."""
     for cls in type(exc).__mro__:
         if cls.__name__ in STATUS_OF_CLASS:
             return STATUS_OF_CLASS[cls.__name__]
     text = str(exc)
     if match := _STATUS_IN_TEXT.search(text):
         return match.group(1)
-    cause_args = getattr(exc.__cause__, "args", ())
-    code = cause_args[0] if cause_args and isinstance(cause_args[0], int) else None
+    code = _status_code(exc)
+    if code is None:
+        code = _status_code(exc.__cause__)
     if code is None and (match := _CODE_IN_TEXT.search(text)):
         code = int(match.group(1))
-    return _STATUS_OF_CODE.get(code) if code is not None else None
+    return _STATUS_OF_CODE.get(code, f"status {code}") if code is not None else None
 
 
 def is_busy(exc: BaseException) -> bool:
