@@ -74,6 +74,10 @@ BREAKAGES: dict[str, tuple[Callable[[Path], None], str]] = {
         "decoder_model_merged.onnx",
     ),
     "truncated_embed_tokens": (lambda d: truncate(d / "onnx" / "embed_tokens.onnx"), "embed_tokens.onnx"),
+    "decoder_with_other_heads": (
+        lambda d: edit_json(d / "config.json", lambda c: c["text_config"].update(num_key_value_heads=4)),
+        "key/value heads",
+    ),
     "decoder_of_another_size": (
         lambda d: edit_json(d / "config.json", lambda c: c["text_config"].update(num_hidden_layers=5)),
         "past_key_values.4.key",

@@ -37,14 +37,22 @@ class KVDecoder:
     """The decoder session plus what every run needs: names, dtypes and a reusable attention mask."""
 
     def __init__(
-        self, session: ort.InferenceSession, num_layers: int, num_kv_heads: int, head_dim: int
+        self, session: ort.InferenceSession, source: str, num_layers: int, num_kv_heads: int, head_dim: int
     ) -> None:
+        """`source` (the file) names the decoder in load errors."""
         self.session = session
         self.past_names = past_names(num_layers)
         self.feed_names = ["inputs_embeds", "attention_mask", "position_ids", *self.past_names]
         self.output_names = ["logits", *present_names(num_layers)]
-        self.embed_dtype = numpy_dtype(session, "inputs_embeds", "decoder")
-        self.kv_dtype = numpy_dtype(session, self.past_names[0], "decoder")
+        self.embed_dtype = numpy_dtype(session, "inputs_embeds", source)
+        self.kv_dtype = numpy_dtype(session, self.past_names[0], source)
+        past_shape = next(i.shape for i in session.get_inputs() if i.name == self.past_names[0])
+        for axis, expected in ((1, num_kv_heads), (3, head_dim)):
+            if isinstance(past_shape[axis], int) and past_shape[axis] != expected:
+                raise ModelLoadError(
+                    f"{source}: {self.past_names[0]} has shape {past_shape} but config.json gives "
+                    f"{num_kv_heads} key/value heads of size {head_dim}"
+                )
         self.empty_past = np.zeros((1, num_kv_heads, 0, head_dim), dtype=self.kv_dtype)
         self.cpu = ort_c.OrtDevice(ort_c.OrtDevice.cpu(), ort_c.OrtDevice.default_memory(), 0)
         self.fetch_devices = [self.cpu] * len(self.output_names)

@@ -86,14 +86,17 @@ class Qwen2VLRunner:
             model_dir, VISION_FILE, ("pixel_values", "grid_thw"), ("image_features",), threads
         )
         self.embed = open_session(model_dir, EMBED_FILE, ("input_ids",), ("inputs_embeds",), threads)
+        decoder_path = decoder_file(decoder_variant)
         decoder = open_session(
             model_dir,
-            decoder_file(decoder_variant),
+            decoder_path,
             ("inputs_embeds", "attention_mask", "position_ids", *past_names(layers)),
             ("logits", *present_names(layers)),
             threads,
         )
-        self.decoder = KVDecoder(decoder, layers, config.num_kv_heads, config.head_dim)
+        self.decoder = KVDecoder(
+            decoder, str(model_dir / decoder_path), layers, config.num_kv_heads, config.head_dim
+        )
         self.pixel_dtype = numpy_dtype(self.vision, "pixel_values", str(model_dir / VISION_FILE))
         self.context_length = min(
             config.max_position_embeddings, context_length or config.max_position_embeddings
