@@ -52,7 +52,10 @@ def ask(runner: Qwen2VLRunner, image: np.ndarray, question: str) -> tuple[str, F
 
 
 def evaluate_kind(runner: Qwen2VLRunner, kind: str, n: int, rng: np.random.Generator) -> dict[str, Any]:
-    right, lengths, chars, stopped, wrong = 0, [], [], 0, []
+    right, stopped = 0, 0
+    lengths: list[int] = []
+    chars: list[int] = []
+    wrong: list[dict[str, Any]] = []
     for _ in range(n):
         scene = sw.random_scene(rng, n_shapes=None if kind == "count" else 1)
         image = np.asarray(sw.roundtrip(sw.render(scene), rng))
