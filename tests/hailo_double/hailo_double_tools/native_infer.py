@@ -1,0 +1,277 @@
+"""Native InferModel / ConfiguredInferModel for the CLIP image-encoder double HEF (HailoRT's async API).
+
+Mirrors libhailort's behaviour where the Python layer relies on it: a stream found by name, or with
+no name when there is one (else status 61 HAILO_NOT_FOUND); formats fixed at configure(); a
+binding without a buffer fails with 61 and a buffer of the wrong byte size with status 6 when the
+job is launched (ConfiguredInferModelImpl::validate_bindings); buffers are raw bytes (an output
+buffer of the right size is filled whatever its dtype, an input's bytes are read as uint8 NHWC or
+float32 NHWC, whatever its shape); FLOAT32 output is HailoRT's host-side dequantisation of the very
+uint8 codes the device produced; a job runs on a worker thread and calls its callback with a status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hailo_double_tools import journal
+from hailo_double_tools.clip_engine import ClipEncoder, dequantize, quantize
+from hailo_double_tools.hef_files import CLIP_KIND, load_hef
+from hailo_double_tools.locks import DeviceLease
+from hailo_double_tools.native import (
+    HAILO_INVALID_HEF,
+    HAILO_INVALID_OPERATION,
+    HAILO_NOT_FOUND,
+    HAILO_TIMEOUT,
+    FormatOrder,
+    FormatType,
+    HailoRTStatusException,
+    QuantInfo,
+    fail,
+)
+
+from npu_worker.backend import ModelLoadError
+
+SUPPORTED_TYPES = (FormatType.UINT8, FormatType.FLOAT32)
+
+
+class FormatInfo:
+    """hailo_format_t: type, order and flags of a stream."""
+
+    def __init__(self, type: FormatType, order: FormatOrder) -> None:
+        self.type = type
+        self.order = order
+        self.flags = 0
+
+
+class NativeInferStream:
+    def __init__(
+        self, name: str, shape: list[int], order: FormatOrder, default: FormatType, quant: QuantInfo
+    ):
+        self._name, self._shape, self._order = name, list(shape), order
+        self._type, self._default, self._quant = default, default, quant
+
+    def name(self) -> str:
+        return self._name
+
+    def shape(self) -> list[int]:
+        return list(self._shape)
+
+    def format(self) -> FormatInfo:
+        return FormatInfo(self._type, self._order)
+
+    def set_format_type(self, format_type: FormatType) -> None:
+        if not isinstance(format_type, FormatType):
+            raise TypeError(f"set_format_type(): incompatible function arguments: {format_type!r}")
+        self._type = self._default if format_type is FormatType.AUTO else format_type
+
+    def set_format_order(self, order: FormatOrder) -> None:
+        if order not in (FormatOrder.AUTO, self._order):
+            fail(
+                HAILO_INVALID_OPERATION, f"{self._name}: format order {order} is not supported by the double"
+            )
+
+    def get_quant_infos(self) -> list[QuantInfo]:
+        return [self._quant]
+
+    def is_nms(self) -> bool:
+        return False
+
+    def frame_size(self) -> int:
+        return int(np.prod(self._shape)) * (4 if self._type is FormatType.FLOAT32 else 1)
+
+
+def _find(streams: dict[str, NativeInferStream], name: str, what: str) -> NativeInferStream:
+    if name == "" and len(streams) == 1:
+        return next(iter(streams.values()))
+    if name not in streams:
+        fail(HAILO_NOT_FOUND, f"{what} {name!r} not found (the model has {list(streams)})")
+    return streams[name]
+
+
+class NativeInferModel:
+    def __init__(self, lease: DeviceLease, source: str | bytes, name: str) -> None:
+        self.hef = load_hef(source, (CLIP_KIND,))
+        self.source = source if isinstance(source, str) else "<buffer>"
+        try:
+            self.encoder = ClipEncoder(Path(self.hef["vision_onnx"]), Path(self.hef["preprocessor_config"]))
+        except ModelLoadError as exc:
+            fail(HAILO_INVALID_HEF, f"Failed to create infer model: {exc}")
+        spec_in, spec_out = self.hef["input"], self.hef["output"]
+        out_default = FormatType.UINT8 if spec_out["quantized"] else FormatType.FLOAT32
+        self.inputs = {
+            spec_in["name"]: NativeInferStream(
+                spec_in["name"], spec_in["shape"], FormatOrder.NHWC, FormatType.UINT8, QuantInfo(0.0, 1.0)
+            )
+        }
+        self.outputs = {
+            spec_out["name"]: NativeInferStream(
+                spec_out["name"],
+                [spec_out["dim"]],
+                FormatOrder.NC,
+                out_default,
+                QuantInfo(spec_out["qp_zp"], spec_out["qp_scale"], -1.0, 1.0),
+            )
+        }
+        self.batch_size = 0
+        self.lease = lease.retain()
+
+    def __del__(self) -> None:
+        lease = getattr(self, "lease", None)
+        if lease is not None:
+            lease.release()
+
+    def input(self, name: str = "") -> NativeInferStream:
+        return _find(self.inputs, name, "Input")
+
+    def output(self, name: str = "") -> NativeInferStream:
+        return _find(self.outputs, name, "Output")
+
+    def get_input_names(self) -> list[str]:
+        return list(self.inputs)
+
+    def get_output_names(self) -> list[str]:
+        return list(self.outputs)
+
+    def set_batch_size(self, batch_size: int) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 0 <= batch_size < 2**16:
+            raise TypeError(f"set_batch_size(): incompatible function arguments: {batch_size!r}")
+        self.batch_size = batch_size
+
+    def configure(self) -> NativeConfiguredInferModel:
+        for stream in (*self.inputs.values(), *self.outputs.values()):
+            if stream.format().type not in SUPPORTED_TYPES:
+                fail(
+                    HAILO_INVALID_OPERATION,
+                    f"{stream.name()}: format type {stream.format().type} unsupported",
+                )
+        return NativeConfiguredInferModel(self)
+
+
+class NativeBindingStream:
+    def __init__(self) -> None:
+        self.buffer: np.ndarray | None = None
+
+    def set_buffer(self, buffer: np.ndarray) -> None:
+        self.buffer = buffer
+
+
+class NativeBindings:
+    def __init__(self, input_names: list[str], output_names: list[str]) -> None:
+        self.streams = {name: NativeBindingStream() for name in (*input_names, *output_names)}
+
+    def _stream(self, name: str) -> NativeBindingStream:
+        if name not in self.streams:
+            fail(HAILO_NOT_FOUND, f"Stream {name!r} not found in the bindings")
+        return self.streams[name]
+
+    def input(self, name: str) -> NativeBindingStream:
+        return self._stream(name)
+
+    def output(self, name: str) -> NativeBindingStream:
+        return self._stream(name)
+
+
+class NativeAsyncJob:
+    def __init__(self, future: Future[None]) -> None:
+        self.future = future
+
+    def wait(self, timeout: timedelta) -> None:
+        try:
+            self.future.result(timeout=timeout.total_seconds())
+        except FutureTimeout:
+            fail(HAILO_TIMEOUT, "Waiting for async job to finish has failed with timeout")
+
+
+class NativeConfiguredInferModel:
+    """Formats are frozen here: changing the InferModel's streams afterwards changes nothing."""
+
+    def __init__(self, model: NativeInferModel) -> None:
+        self.model = model
+        self.in_name, self.out_name = model.get_input_names()[0], model.get_output_names()[0]
+        self.in_type = model.inputs[self.in_name].format().type
+        self.out_type = model.outputs[self.out_name].format().type
+        self.in_size = model.inputs[self.in_name].frame_size()
+        self.out_size = model.outputs[self.out_name].frame_size()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hailo-double-infer")
+
+    def create_bindings(self) -> NativeBindings:
+        return NativeBindings([self.in_name], [self.out_name])
+
+    @staticmethod
+    def _checked(buffer: np.ndarray | None, name: str, size: int) -> np.ndarray:
+        if buffer is None:
+            fail(HAILO_NOT_FOUND, f"Couldnt find buffer for '{name}'")
+        if buffer.nbytes != size:
+            fail(
+                HAILO_INVALID_OPERATION,
+                f"Buffer size {buffer.nbytes} is different than expected {size} for '{name}'",
+            )
+        return buffer
+
+    def _validated(self, bindings: list[NativeBindings]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [
+            (
+                self._checked(b.streams[self.in_name].buffer, self.in_name, self.in_size),
+                self._checked(b.streams[self.out_name].buffer, self.out_name, self.out_size),
+            )
+            for b in bindings
+        ]
+
+    def _frames(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        shape = self.model.inputs[self.in_name].shape()
+        dtype = np.float32 if self.in_type is FormatType.FLOAT32 else np.uint8
+        frames = np.stack([np.frombuffer(frame.tobytes(), dtype=dtype).reshape(shape) for frame, _ in pairs])
+        return np.clip(np.rint(frames), 0, 255).astype(np.uint8) if dtype == np.float32 else frames
+
+    def _infer(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        quant = self.model.outputs[self.out_name].get_quant_infos()[0]
+        codes = quantize(self.model.encoder.embed(self._frames(pairs)), quant.qp_zp, quant.qp_scale)
+        values = (
+            dequantize(codes, quant.qp_zp, quant.qp_scale) if self.out_type is FormatType.FLOAT32 else codes
+        )
+        for (_, out), row in zip(pairs, values, strict=True):
+            out.reshape(-1).view(np.uint8)[:] = np.frombuffer(row.tobytes(), dtype=np.uint8)
+
+    def run_async(self, bindings: list[NativeBindings], callback: Callable[[int], Any]) -> NativeAsyncJob:
+        pairs = self._validated(bindings)
+        journal.log("infer", hef=self.model.source, batch=len(pairs), output_type=self.out_type.name)
+
+        def work() -> None:
+            status = 0
+            try:
+                self._infer(pairs)
+            except HailoRTStatusException as exc:
+                status = int(exc.args[0])
+            callback(status)
+
+        return NativeAsyncJob(self.executor.submit(work))
+
+    def wait_for_async_ready(self, timeout: timedelta, frames_count: int) -> None:
+        return None
+
+    def get_async_queue_size(self) -> int:
+        return 4
+
+    def activate(self) -> None:
+        fail(HAILO_INVALID_OPERATION, "activate() is invalid while the scheduler is enabled")
+
+    def deactivate(self) -> None:
+        fail(HAILO_INVALID_OPERATION, "deactivate() is invalid while the scheduler is enabled")
+
+    def set_scheduler_timeout(self, timeout: timedelta) -> None:
+        return None
+
+    def set_scheduler_threshold(self, threshold: int) -> None:
+        return None
+
+    def set_scheduler_priority(self, priority: int) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True)

@@ -1,0 +1,1 @@
+"""HailoRT's Python bindings package (test double)."""
