@@ -1,8 +1,9 @@
 """TEST-ONLY double of HailoRT's Python API (`hailo_platform`); see README.md. Never shipped.
 
-Tests reach it through this package (tests/ is on sys.path via conftest.py):
-  from hailo_double import activate, subprocess_env, import_version
-  from hailo_double.fixtures import hailo_env, demo_vlm_hef, demo_clip_hef  # pytest fixtures
+Tests reach it through this package (tests/ is on sys.path via conftest.py). Importing it puts the
+double's directory on sys.path, so `hailo_platform` and `hailo_double_tools` import in-process:
+  from hailo_double import subprocess_env, import_version, DEMO_VLM_DIR, DEMO_CLIP_DIR
+  pytest_plugins = ["hailo_double.fixtures"]   # fixtures hailo_env, demo_vlm_hef, demo_clip_hef
 """
 
 from __future__ import annotations
@@ -43,3 +44,6 @@ def import_version(version: str) -> ModuleType:
     for name in [m for m in sys.modules if m == "hailo_platform" or m.startswith("hailo_platform.")]:
         del sys.modules[name]
     return importlib.import_module("hailo_platform")
+
+
+activate()
