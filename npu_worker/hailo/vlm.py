@@ -44,6 +44,7 @@ MERGED_PATCH = 28  # Qwen2-VL: 14-pixel patches, 2x2 merged into one image token
 IMAGE_PAD = "<|image_pad|>"  # Qwen2-VL's placeholder; the device puts the frame's tokens there
 SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 NO_TOKEN_ID = -1  # the device streams text, not ids
+RECOVERY_READS = 16  # most pieces read after max_generated_tokens before giving up on the device
 GENERATING = "GENERATING"
 MAX_TOKENS_REACHED = "MAX_TOKENS_REACHED"
 
@@ -184,11 +185,19 @@ class HailoVLM:
     def _read(
         self, completion: Any, stops: StopStringFilter, budget: int, prompt_tokens: int
     ) -> Iterator[GenerationEvent]:
+        """Tokens until the device ends the generation or a stop string appears.
+
+        After max_generated_tokens the device appends its recovery sequence (e.g. the end token),
+        not counted against the limit: what is read beyond `budget` is neither shown nor counted.
+        """
         timeout_ms = int(self.settings.read_timeout_s * 1000)
-        generated = 0
+        generated = reads = 0
         with work_errors(self.hailo, "generation"):
-            while (status := _status(completion)) == GENERATING and generated < budget:
+            while (status := _status(completion)) == GENERATING and reads < budget + RECOVERY_READS:
                 piece = completion.read(timeout_ms)
+                reads += 1
+                if generated == budget:
+                    continue
                 generated += 1
                 text = stops.push(SPECIAL_TOKEN.sub("", piece))
                 yield Token(text, NO_TOKEN_ID)
@@ -197,5 +206,5 @@ class HailoVLM:
                     return
         if held := stops.flush():
             yield Token(held, NO_TOKEN_ID)
-        length = status == MAX_TOKENS_REACHED or generated >= budget
+        length = status == MAX_TOKENS_REACHED or generated == budget
         yield Finish("length" if length else "stop", prompt_tokens, generated)
