@@ -60,3 +60,9 @@ class SimulatedClipBackend:
 
 def create_backend(config: Config) -> SimulatedClipBackend:
     return SimulatedClipBackend(config)
+
+
+if __name__ == "__main__":  # `make bench` runs every file in bench/: show the timing model
+    for size in (1, 2, 4, 8):
+        seconds = encoder_seconds(size)
+        print(f"simulated encoder batch {size}: {seconds * 1000:.1f} ms, {size / seconds:.1f} images/s")
