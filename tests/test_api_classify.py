@@ -64,9 +64,6 @@ def test_multi_label_lets_both_shapes_of_a_picture_pass(service: Service) -> Non
     threshold = round((lowest_true + highest_false) / 2, 6)
     passed = classify(service, image=image, prompts=prompts, multi_label=True, threshold=threshold)
     assert {c["text"] for c in passed["classifications"]} == true
-    # the same prompts competing in one softmax cannot both pass that threshold
-    competing = classify(service, image=image, prompts=prompts, threshold=threshold)["classifications"]
-    assert len(competing) < 2
 
 
 def test_multi_label_takes_the_requests_negative_prompts(service: Service) -> None:
