@@ -56,7 +56,8 @@ class GenerationJob:
         self.params = params
         self.tokens: queue.Queue[tuple[str, Status]] = queue.Queue(TOKENS_BACKLOG)
         self.abort_requested = threading.Event()
-        self.finished = threading.Event()
+        self.device_done = threading.Event()  # the device is free: nothing left to compute
+        self.finished = threading.Event()  # the reader thread ended
         self.device_status: Status | None = None
         self.generated = 0
         self.error: str | None = None
@@ -73,6 +74,7 @@ class GenerationJob:
             self.error = repr(exc)
             log.exception("hailo double: generation failed")
         finally:
+            self.device_done.set()
             self.finished.set()
 
     def _decode(self, logits: np.ndarray) -> None:
@@ -110,26 +112,39 @@ class GenerationJob:
         return Status.GENERATING
 
     def _finish(self, token: int, status: Status) -> None:
-        """End of generation: the server's handle_generation_completion, then delivery."""
+        """End of generation: the server's handle_generation_completion, then delivery.
+
+        The device is free before the client can read the last token, as on the real server, where
+        the reply carrying it is sent after the generation's state is settled.
+        """
         self.device_status = status
         self._text_buffer.clear()
+        final = self._finishing_tokens(token, status)
+        self.device_done.set()
+        for text, item_status in final:
+            self.tokens.put((text, item_status))
+
+    def _finishing_tokens(self, token: int, status: Status) -> list[tuple[str, Status]]:
         if self.params.max_generated_tokens == 0:  # no tokens back: the prefill only fills the context
-            self.tokens.put(("", status))
-            return
+            return [("", status)]
         context = self.model.context
         context.pending = [token]
         recovery = list(self.model.recovery_tokens)
         if status is Status.LOGICAL_END_OF_GENERATION or not recovery:
-            self._deliver(token, status)
-            return
-        self._deliver(token, Status.GENERATING)
+            return [self._settle(token, status)]
+        final = [self._settle(token, Status.GENERATING)]
         for index, extra in enumerate(recovery):
             context.pending.append(extra)
-            self._deliver(extra, status if index == len(recovery) - 1 else Status.GENERATING)
+            final.append(self._settle(extra, status if index == len(recovery) - 1 else Status.GENERATING))
+        return final
+
+    def _settle(self, token: int, status: Status) -> tuple[str, Status]:
+        """The server's handle_next_token: the token joins the penalty history and is decoded."""
+        self.model.context.history.add(token)
+        return self._token_text(token), status
 
     def _deliver(self, token: int, status: Status) -> None:
-        self.model.context.history.add(token)
-        self.tokens.put((self._token_text(token), status))
+        self.tokens.put(self._settle(token, status))
 
     def _token_text(self, token: int) -> str:
         """HailoTokenizer::tokens_to_text(force_printable): hold tokens until they decode cleanly."""

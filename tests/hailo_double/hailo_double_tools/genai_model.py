@@ -167,7 +167,7 @@ class GenAIModel:
         frames = [np.asarray(f) for f in frames]
         self._check_frames(frames, videos)
         with self._lock:
-            if self._job is not None and not self._job.finished.is_set():
+            if self._job is not None and not self._job.device_done.is_set():
                 fail(HAILO_INVALID_OPERATION, f"Failed to generate. {BUSY}")
             call.update(rendered_prompt=text, params=params.as_dict())
             self._job = GenerationJob(self, text, frames, params)
@@ -222,7 +222,7 @@ class GenAIModel:
                 self._job = None
 
     def _ensure_idle(self, what: str) -> None:
-        if self._job is not None and not self._job.finished.is_set():
+        if self._job is not None and not self._job.device_done.is_set():
             fail(HAILO_INVALID_OPERATION, f"Failed to {what}. {BUSY}")
 
     # ----- context and settings --------------------------------------------------------------------
@@ -267,7 +267,7 @@ class GenAIModel:
             return
         self.released = True
         job = self._job
-        if job is not None and not job.finished.is_set():
+        if job is not None and not job.device_done.is_set():
             job.abort()
         self.kv_cache.release()
         self.lease.release()

@@ -1,7 +1,6 @@
 """The real wheel's native extension module path; the double's native layer lives in hailo_double_tools."""
 
 from hailo_double_tools.native import (
-    HAILO_UNIQUE_VDEVICE_GROUP_ID,
     FormatOrder,
     FormatType,
     HailoRTCustomException,
@@ -19,7 +18,6 @@ from hailo_double_tools.settings import active_profile
 __version__ = active_profile().version
 
 __all__ = [
-    "HAILO_UNIQUE_VDEVICE_GROUP_ID",
     "FormatOrder",
     "FormatType",
     "HailoRTCustomException",

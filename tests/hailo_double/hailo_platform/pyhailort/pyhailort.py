@@ -2,17 +2,16 @@
 
 The double splits the implementation over private modules; this module gathers them under the real
 path so `from hailo_platform.pyhailort.pyhailort import VLM` works as on the device. LLM, VLM,
-Speech2Text and Speech2TextTask exist only in the versions that have them.
+Speech2Text and Speech2TextTask exist only in the versions that have them. Only names the real module
+has are here: LLMGeneratorCompletionStatus, QuantInfo and VDeviceParams live in `_pyhailort` only.
 """
 
 from hailo_double_tools.native import (
+    HAILO_UNIQUE_VDEVICE_GROUP_ID,
     FormatOrder,
     FormatType,
     HailoRTException,
-    LLMGeneratorCompletionStatus,
-    QuantInfo,
     TemperatureInfo,
-    VDeviceParams,
 )
 from hailo_double_tools.native import SchedulingAlgorithm as HailoSchedulingAlgorithm
 from hailo_platform.pyhailort._device import (
@@ -60,6 +59,7 @@ from hailo_platform.pyhailort._infer_model import (
 globals().update(GENAI_EXPORTS)
 
 __all__ = [
+    "HAILO_UNIQUE_VDEVICE_GROUP_ID",
     "HEF",
     "AsyncInferCompletionInfo",
     "AsyncInferJob",
@@ -96,11 +96,8 @@ __all__ = [
     "InferModel",
     "InvalidProtocolVersionException",
     "LLMGeneratorCompletion",
-    "LLMGeneratorCompletionStatus",
-    "QuantInfo",
     "TemperatureInfo",
     "VDevice",
-    "VDeviceParams",
     "get_status_message",
     *GENAI_EXPORTS,
 ]
