@@ -279,14 +279,18 @@ def test_one_kv_cache_per_device_and_the_device_outlives_its_vdevice(
 
 
 def test_another_process_holding_the_device_blocks_until_it_stops_or_dies(
-    hailo_env: HailoEnv,
-    demo_vlm_hef: Path,
+    hailo_env: HailoEnv, demo_vlm_hef: Path
 ) -> None:
     with HeldDevice(group="UNIQUE", vlm=demo_vlm_hef, env=hailo_env.subprocess_env()) as ollama:
-        with pytest.raises(HailoRTException) as raised:
-            VDevice(shared_params())
-        assert str(raised.value) == BUSY
+        for params in (None, shared_params()):  # UNIQUE waits first, SHARED fails at once: both 74
+            with pytest.raises(HailoRTException) as raised:
+                VDevice(params)
+            assert str(raised.value) == BUSY
+        with pytest.raises(RuntimeError, match="FAILED HailoRTException: libhailort failed with error: 74"):
+            HeldDevice(group="SHARED", kv_cache=True, env=hailo_env.subprocess_env())
         ollama.stop()
+    with VDevice() as vdevice, VLM(vdevice, str(demo_vlm_hef)) as vlm:
+        assert vlm.max_context_capacity() == 2048
     with HeldDevice(group="SHARED", kv_cache=True, env=hailo_env.subprocess_env()) as holder:
         vdevice = VDevice(shared_params())
         with pytest.raises(HailoRTStatusException, match=r"^6$"):
