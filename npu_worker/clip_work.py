@@ -15,6 +15,8 @@ import numpy as np
 from npu_worker.backend import Backend, BackendError
 from npu_worker.text_cache import TextEmbeddingCache
 
+TOKEN_COUNT_ENTRIES = 50_000
+
 
 @dataclass
 class EmbedJob:
@@ -58,6 +60,7 @@ class ClipWork:
         self.max_batch = max(1, max_batch)
         self.encoder_runs = 0
         self.images_encoded = 0
+        self._token_counts: dict[tuple[str, str], int] = {}
 
     def text_embeddings(self, model: str, texts: Sequence[str], templates: tuple[str, ...]) -> np.ndarray:
         """(len(texts), D) embeddings; cache misses computed in one encoder run."""
@@ -79,6 +82,15 @@ class ClipWork:
                 self.cache.put((model, templates, text), vector)
                 found[text] = vector
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    def text_tokens(self, model: str, texts: Sequence[str]) -> int:
+        """Tokens of the texts (usage figures), counted once per text: camera pipelines repeat prompts."""
+        missing = [t for t in dict.fromkeys(texts) if (model, t) not in self._token_counts]
+        if len(self._token_counts) + len(missing) > TOKEN_COUNT_ENTRIES:
+            self._token_counts.clear()
+        for text in missing:
+            self._token_counts[(model, text)] = self.backend.count_text_tokens(model, [text])
+        return sum(self._token_counts[(model, t)] for t in texts)
 
     def image_embeddings(self, model: str, images: Sequence[np.ndarray]) -> np.ndarray:
         chunks = [images[i : i + self.max_batch] for i in range(0, len(images), self.max_batch)]
@@ -108,7 +120,7 @@ class ClipWork:
                 try:
                     hits_before = self.cache.hits
                     texts = self.text_embeddings(model, job.texts, job.templates)
-                    tokens = self.backend.count_text_tokens(model, job.texts) if job.texts else 0
+                    tokens = self.text_tokens(model, job.texts)
                 except BackendError as exc:
                     outcomes.append((job, exc))
                     continue
