@@ -200,6 +200,11 @@ class NativeConfiguredInferModel:
         self.out_size = model.outputs[self.out_name].frame_size()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hailo-double-infer")
 
+    def __del__(self) -> None:
+        executor = getattr(self, "executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False)
+
     def create_bindings(self) -> NativeBindings:
         return NativeBindings([self.in_name], [self.out_name])
 
