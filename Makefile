@@ -40,7 +40,9 @@ demo-models: $(DEMO_VENV)/.installed
 	$(DEMO_PY) models/make_demo_models.py
 
 demo-eval: setup
-	$(PY) models/evaluate_demo.py
+	$(PY) models/evaluate_demo_vlm.py
+	$(PY) models/evaluate_demo_clip.py
+	$(PY) models/demo_card.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache .ruff_cache .mypy_cache
