@@ -33,6 +33,7 @@ from npu_worker.protocol import ERROR_STATUS, Envelope, Kind, WorkerState
 from supervisor.logs import log_event
 
 log = logging.getLogger("api.worker")
+NPU_BUSY_RETRY_S = 5.0  # how often the worker retries loading while another process holds the NPU
 
 
 @dataclass
@@ -134,6 +135,8 @@ class WorkerClient:
     def _admit(self) -> str:
         if self.view.epoch is None:
             raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
+        if self.view.state == WorkerState.NPU_BUSY:  # the worker retries the load every few seconds
+            raise APIError(503, f"the NPU is busy: {self.view.detail}", "npu_busy", None, NPU_BUSY_RETRY_S)
         if self.view.state != WorkerState.READY:
             raise APIError(
                 503,
