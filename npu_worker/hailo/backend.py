@@ -76,7 +76,7 @@ class HailoBackend:
         model, clip, settings = self.config.model, self.config.clip, self.config.hailo
         vlm_hef = resolve_hef(model.path, settings.vlm_hef, "hailo.vlm_hef")
         clip_hef = resolve_hef(clip.path, settings.clip_hef, "hailo.clip_hef") if clip.enabled else None
-        if clip.enabled:
+        if clip.enabled and self.clip_text is None:  # kept across retries while the device is busy
             threads = self.config.resources.cpu_threads or None
             self.clip_text = ClipRunner(clip.path, threads, model_id=clip.name, image_encoder=False)
         self.vdevice = open_vdevice(hailo, settings.group_id)
@@ -89,7 +89,7 @@ class HailoBackend:
             if model.warmup:
                 self._warm_up(self.vlm)
         except BaseException:
-            self.unload()
+            self._release_device()
             raise
 
     def _load_clip(self, hailo: HailoModules, hef: Path) -> None:
@@ -122,15 +122,19 @@ class HailoBackend:
         for _ in vlm.generate(warm, SamplingParams(max_tokens=1, temperature=0)):
             pass
 
-    def unload(self) -> None:
-        """Release the models, then the device (so hailo-ollama or a restarted worker can have it)."""
+    def _release_device(self) -> None:
+        """Release the models on the device, then the device (so hailo-ollama can have it)."""
         if self.vlm is not None:
             self.vlm.release()
         if self.clip_images is not None:
             self.clip_images.release()
         if self.vdevice is not None:
             self.vdevice.release()
-        self.vlm = self.clip_images = self.clip_text = self.clip_info = self.vdevice = None
+        self.vlm = self.clip_images = self.clip_info = self.vdevice = None
+
+    def unload(self) -> None:
+        self._release_device()
+        self.clip_text = None
 
     def describe(self) -> list[ModelInfo]:
         vlm_info = self.vlm.info if self.vlm is not None else None
