@@ -4,7 +4,8 @@ Images get the same geometric preprocessing as the ONNX runner (the model's prep
 resize, optional center crop) and go to the HEF as RGB uint8, NHWC: Hailo's compiled CLIP encoders
 normalise inside the network. The output is either requested as FLOAT32 before configure() (HailoRT
 dequantises) or read quantised and dequantised here with the stream's quant_infos, (q - zp) * scale;
-`hailo.clip_output` picks. Embeddings are L2-normalised, as the ONNX runner's are.
+`hailo.clip_output` picks (a HEF compiled with a float output needs neither). Embeddings are
+L2-normalised, as the ONNX runner's are.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ class HailoClipImageEncoder:
         self.image_config = image_config
         self.embedding_dim = embedding_dim
         self.batch_size = batch_size
-        self.float_output = float_output
         self.timeout_ms = int(timeout_s * 1000)
         with load_errors(hailo, hef, "CLIP image encoder"):
             self.model = vdevice.create_infer_model(str(hef))
@@ -59,6 +59,7 @@ class HailoClipImageEncoder:
             if float_output:
                 stream.set_format_type(hailo.platform.FormatType.FLOAT32)
             self.output_dtype = _dtype_of(hailo, stream.format.type, hef)
+            self.quantised = self.output_dtype.kind in "ui"  # else HailoRT dequantises (or the HEF is float)
             self.zero_point, self.scale = self._quantisation(stream.quant_infos)
             self.configured = self.model.configure()
 
@@ -91,7 +92,7 @@ class HailoClipImageEncoder:
         """Zero points and scales (one, or one per output value) for reading a quantised output."""
         zero = np.array([float(q.qp_zp) for q in quant_infos], dtype=np.float32)
         scale = np.array([float(q.qp_scale) for q in quant_infos], dtype=np.float32)
-        if self.float_output:
+        if not self.quantised:
             return np.zeros(1, np.float32), np.ones(1, np.float32)
         if zero.size not in (1, self.embedding_dim):
             raise ModelLoadError(
@@ -118,7 +119,7 @@ class HailoClipImageEncoder:
                 for start in range(0, len(images), self.batch_size)
             ]
         )
-        if not self.float_output:
+        if self.quantised:
             raw = (raw.astype(np.float32) - self.zero_point) * self.scale
         return l2_normalise(raw.astype(np.float32, copy=False))
 

@@ -27,6 +27,7 @@ from npu_worker.backend import (
     Message,
     ModelInfo,
     SamplingParams,
+    TextPart,
     Token,
 )
 from npu_worker.chat_template import ChatTemplate, template_messages, validate_messages
@@ -128,6 +129,11 @@ class HailoVLM:
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """The rendered prompt's tokens (device tokenizer) plus each frame's image tokens."""
+        if any(IMAGE_PAD in p.text for m in messages for p in m.parts if isinstance(p, TextPart)):
+            # The device would find more image placeholders than frames and fail mid-generation.
+            raise InvalidRequestError(
+                f"message text must not contain the image token {IMAGE_PAD}", "messages"
+            )
         text = self.template.render(messages)
         images = sum(len(m.images) for m in messages)
         with work_errors(self.hailo, "tokenization"):
