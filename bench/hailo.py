@@ -147,6 +147,8 @@ def main() -> int:
         print("not found here, so nothing was measured (run `hailo-vision doctor` on the Pi).")
         print("hailo_bench=skipped_no_device")
         return 0
+    if standin:
+        print(f"HailoRT stand-in from ${STANDIN_ENV}: these figures say nothing about the hardware")
     config = bench_config(args.config)
     backend = HailoBackend(config)
     started = time.perf_counter()
