@@ -204,7 +204,8 @@ def _hef_finding(path: Path, topic: str, platform: ModuleType | None) -> Finding
         groups = ", ".join(parser(str(path)).get_network_group_names())
     except Exception as exc:  # HailoRT's parser rejects it: wrong version, wrong device or corrupted
         return Finding(
-            "FAIL",
+            # A valid header may still be a good GenAI HEF that only the device side reads in full.
+            "WARN" if magic == HEF_MAGIC else "FAIL",
             topic,
             f"{path}: HailoRT cannot parse it ({exc})",
             "use a HEF compiled for Hailo-10H and this HailoRT release (hailo_model_zoo_genai lists them)",

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hailo_double import DEMO_VLM_DIR, DOUBLE_DIR
+from hailo_double_tools import make_vlm_hef
 from service import HAILO_VISION, ROOT
 
 from npu_worker.hailo.holders import device_nodes, scan_holders
@@ -172,3 +174,39 @@ def test_the_doctor_runs_from_the_repository_checkout() -> None:
     )
     assert result.returncode == 0
     assert "--device" in result.stdout and "--config" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("5.2.0", "OK   hailort: HailoRT 5.2.0 ("),
+        ("5.0.1", "OK   hailort: HailoRT 5.0.1 ("),
+        ("5.0.0", "FAIL hailort: HailoRT 5.0.0 has no GenAI API"),
+    ],
+)
+def test_hailort_release_and_features_are_reported(tmp_path: Path, version: str, expected: str) -> None:
+    """With the HailoRT double importable, as a machine with HailoRT installed but no device."""
+    result = doctor(tmp_path, {"backend": "hailo"}, PYTHONPATH=str(DOUBLE_DIR), HAILO_DOUBLE_VERSION=version)
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith(expected)]
+    if version == "5.2.0":
+        assert line.endswith("features: optimize_memory_on_device, videos, max_context_capacity, "
+                             "get_context_usage_size, save_context")  # fmt: skip
+    if version == "5.0.1":
+        assert line.endswith("features: ")
+
+
+def test_double_hefs_are_parsed_by_hailorts_parser(tmp_path: Path) -> None:
+    """Where hailo_platform.HEF exists, it judges the file (the double's HEFs are not binary)."""
+    vlm = make_vlm_hef(tmp_path, DEMO_VLM_DIR)
+    broken, page = tmp_path / "broken.hef", tmp_path / "page.hef"
+    broken.write_bytes(b"\x01HEF but truncated")
+    page.write_bytes(b"<html>404</html>")
+    config = {"backend": "hailo", "hailo": {"vlm_hef": str(vlm), "clip_hef": str(broken)}}
+    result = doctor(tmp_path, config, PYTHONPATH=str(DOUBLE_DIR))
+    (ok,) = lines(result, "OK", "vlm hef")
+    assert "network groups: vlm; not loaded on the device" in ok
+    (doubtful,) = lines(result, "WARN", "clip hef")  # a HEF header the parser rejects
+    assert f"{broken}: HailoRT cannot parse it" in doubtful
+    config["hailo"]["clip_hef"] = str(page)
+    (bad,) = lines(doctor(tmp_path, config, PYTHONPATH=str(DOUBLE_DIR)), "FAIL", "clip hef")
+    assert f"{page}: HailoRT cannot parse it" in bad
