@@ -210,3 +210,22 @@ def test_double_hefs_are_parsed_by_hailorts_parser(tmp_path: Path) -> None:
     config["hailo"]["clip_hef"] = str(page)
     (bad,) = lines(doctor(tmp_path, config, PYTHONPATH=str(DOUBLE_DIR)), "FAIL", "clip hef")
     assert f"{page}: HailoRT cannot parse it" in bad
+
+
+def test_the_firmware_is_queried_only_while_nobody_else_holds_the_device(tmp_path: Path) -> None:
+    node = tmp_path / "hailo0"
+    node.write_bytes(b"")
+    double = {"PYTHONPATH": str(DOUBLE_DIR), "HAILO_DOUBLE_STATE_DIR": str(tmp_path / "device")}
+    free = doctor(tmp_path, {"backend": "hailo"}, "--device", str(node), **double)
+    (line,) = lines(free, "OK", "firmware")
+    assert "HAILO10H firmware 5.2.0" in line
+    holder = hold_open(node, "python-holder", tmp_path)
+    try:
+        held = doctor(tmp_path, {"backend": "hailo"}, "--device", str(node), **double)
+    finally:
+        holder.kill()
+        holder.wait()
+    (line,) = lines(held, "OK", "firmware")
+    assert "not queried while another process holds the device (non-invasive)" in line
+    (line,) = lines(held, "WARN", "in use")
+    assert f"pid {holder.pid}" in line and f"kill {holder.pid}" in held.stdout
