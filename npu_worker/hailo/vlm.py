@@ -26,6 +26,7 @@ from npu_worker.backend import (
     InvalidRequestError,
     Message,
     ModelInfo,
+    ModelLoadError,
     SamplingParams,
     TextPart,
     Token,
@@ -84,7 +85,8 @@ class HailoVLM:
                 self.frame_dtype = np.dtype(self.vlm.input_frame_format_type())
                 template = self.vlm.prompt_template()
                 capacity = int(self.vlm.max_context_capacity()) if features.max_context_capacity else 0
-                self.image_pad_tokens = len(self.vlm.tokenize(IMAGE_PAD))
+            if channels != 3:
+                raise ModelLoadError(f"{hef}: takes {channels}-channel frames; only RGB (3) is supported")
             self.frame_shape = (height, width, channels)
             self.template = ChatTemplate(template, {}, origin=f"{hef} (prompt_template())")
             self.context_length = self._context_length(capacity, context_limit)
@@ -120,9 +122,7 @@ class HailoVLM:
 
     def frame(self, pixels: np.ndarray) -> np.ndarray:
         """An RGB uint8 image as the device's frame: squashed to its shape, its dtype, C-contiguous."""
-        height, width, channels = self.frame_shape
-        if channels != 3:
-            raise InvalidRequestError(f"the VLM HEF expects {channels}-channel frames; only RGB is supported")
+        height, width, _ = self.frame_shape
         if pixels.shape[:2] != (height, width):
             pixels = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BICUBIC))
         return np.ascontiguousarray(pixels, dtype=self.frame_dtype)
