@@ -67,6 +67,16 @@ def test_answers_and_usage_equal_the_cpu_backends(hailo: Service, service: Servi
         assert "<|" not in mine["choices"][0]["message"]["content"]  # special tokens stripped
 
 
+def test_stop_strings_cut_the_text_as_on_the_cpu_backend(hailo: Service, service: Service) -> None:
+    url, _ = image_data_url(1, size=FRAME)
+    full = service.http.post("/v1/chat/completions", json=ask(url)).json()["choices"][0]["message"]["content"]
+    stop = full[1:3]  # inside the answer: everything from it on is cut
+    body = ask(url, stop=[stop, "never there"])
+    on_hailo, on_cpu = (s.http.post("/v1/chat/completions", json=body).json() for s in (hailo, service))
+    assert on_hailo["choices"][0]["message"]["content"] == full[: full.index(stop)]
+    assert on_hailo["choices"][0] == on_cpu["choices"][0]
+
+
 def test_streaming_sends_the_same_text_and_usage(hailo: Service) -> None:
     url, _ = image_data_url(3, size=FRAME)
     whole = hailo.http.post("/v1/chat/completions", json=ask(url)).json()
