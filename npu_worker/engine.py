@@ -311,6 +311,8 @@ class Engine:
             else:
                 job, error = outcome
                 self.fail(job.rid, error.code, error.message, getattr(error, "param", None))
+                if isinstance(error, DeviceFailedError):  # as for generations: the worker must restart
+                    self.on_fatal(error.message)
                 rid = job.rid
             with self._wake:
                 self._jobs.pop(rid, None)

@@ -153,3 +153,31 @@ def test_a_client_that_disconnects_aborts_the_devices_generation(
     assert end["tokens_read"] < 100  # stopped long before its 300 tokens (0.03 s each)
     after = service.http.post("/v1/chat/completions", json=ask(2))
     assert after.status_code == 200
+
+
+def test_a_device_that_stops_answering_clip_work_restarts_the_worker(tmp_path: Path) -> None:
+    """An encoder run that outlives hailo.read_timeout_s is a failed device: 503, then a new worker."""
+    env = subprocess_env(
+        {}, HAILO_DOUBLE_STATE_DIR=str(tmp_path / "device"), HAILO_DOUBLE_JOURNAL=str(tmp_path / "j.jsonl")
+    )
+    config = {
+        "backend": "hailo",
+        "hailo": {
+            "vlm_hef": str(make_vlm_hef(tmp_path / "hef", DEMO_VLM_DIR)),
+            "clip_hef": str(make_clip_hef(tmp_path / "hef", DEMO_CLIP_DIR)),
+            "read_timeout_s": 0.0001,  # 0 ms: an encoder run must be done the moment it starts
+        },
+    }
+    service = Service(tmp_path, config, env).wait_ready()
+    try:
+        url, _ = image_data_url(2)
+        reply = service.http.post("/v1/embeddings/image", json={"images": [url]})
+        assert reply.status_code == 503
+        # The error, or the worker's exit right behind it, whichever reaches the API first.
+        assert reply.json()["error"]["code"] in ("device_failed", "worker_unavailable")
+        wait_until(lambda: service.http.get("/health").json()["worker_restarts"] >= 1, timeout_s=30)
+        service.wait_ready()
+        logs = service.logs()
+        assert "HAILO_TIMEOUT" in logs and "the Hailo device failed during CLIP image encoding" in logs
+    finally:
+        service.stop()
