@@ -32,6 +32,7 @@ from supervisor.runtime import child_setup
 log = logging.getLogger("npu_worker")
 EVENTS_ENDPOINT = "inproc://engine-events"
 EXIT_FATAL = 3
+FLUSH_S = 0.1
 
 
 class WorkerProcess:
@@ -213,8 +214,11 @@ class WorkerProcess:
                     except zmq.Again:
                         break
         if self.fatal_message is not None:
+            time.sleep(FLUSH_S)  # let the engine's last events (the request's error) reach the inproc queue
+            self._forward_events()
             self._heartbeat()  # tell the API and supervisor why, before exiting
             log_event(log, "worker_exit_fatal", logging.ERROR, error=self.fatal_message)
+            time.sleep(FLUSH_S)  # zmq sends from its own I/O thread, which os._exit would cut short
             return EXIT_FATAL
         self.engine.stop()
         log_event(log, "worker_stopped")
