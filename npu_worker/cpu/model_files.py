@@ -58,6 +58,9 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # Idle intra-op threads sleep instead of spinning: the Pi shares its cores with hailo-ollama and
+    # the API, and on a loaded 2-core machine spinning halved decode speed (measured in bench/engine.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
