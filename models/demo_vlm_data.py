@@ -7,6 +7,7 @@ targets agree with the evaluation script; paraphrases make other wordings work t
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,15 +52,17 @@ TEXT_ONLY_QUESTIONS: tuple[str, ...] = (
 )
 TEXT_ONLY_ANSWER = "Please send an image of shapes."
 
-# Share of each kind in the training mix (the three evaluated kinds dominate).
+# Share of each kind in the training mix (the three evaluated kinds dominate; shape is the hardest).
 KIND_WEIGHTS: dict[str, float] = {
-    "colour": 0.24,
-    "shape": 0.24,
-    "count": 0.24,
-    "yesno": 0.12,
-    "describe": 0.12,
-    "text": 0.04,
+    "colour": 0.2,
+    "shape": 0.3,
+    "count": 0.25,
+    "yesno": 0.1,
+    "describe": 0.1,
+    "text": 0.05,
 }
+# The easy curriculum start teaches only the three evaluated kinds.
+EASY_KIND_WEIGHTS: dict[str, float] = {"colour": 0.25, "shape": 0.4, "count": 0.35}
 ONE_SHAPE_KINDS = ("colour", "shape")
 
 
@@ -119,6 +122,15 @@ def scene_question(rng: np.random.Generator, kind: str, scene: sw.Scene) -> tupl
     return question, describe(scene) if kind == "describe" else sw.answer(scene, kind)
 
 
+def compression_roundtrip(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """`shapes_world.roundtrip` (same random draws) minus the PNG encode/decode, which is lossless."""
+    is_jpeg = rng.random() < 0.5
+    quality = int(rng.integers(70, 96))
+    if not is_jpeg:
+        return image
+    return Image.open(io.BytesIO(sw.encode(image, "JPEG", quality))).convert("RGB")
+
+
 def make_example(rng: np.random.Generator, kind: str, easy: bool = False) -> Example:
     """One training or evaluation example of a question kind."""
     if kind == "text":
@@ -126,7 +138,7 @@ def make_example(rng: np.random.Generator, kind: str, easy: bool = False) -> Exa
         return Example([user_message(question, 0, True)], [], TEXT_ONLY_ANSWER, kind)
     scene = draw_scene(rng, kind, easy)
     question, answer = scene_question(rng, kind, scene)
-    image = sw.roundtrip(sw.render(scene), rng)
+    image = compression_roundtrip(sw.render(scene), rng)
     text_first = bool(rng.random() < 0.15)
     return Example([user_message(question, 1, text_first)], [image], answer, kind)
 
@@ -134,15 +146,15 @@ def make_example(rng: np.random.Generator, kind: str, easy: bool = False) -> Exa
 def canonical_example(rng: np.random.Generator, kind: str) -> Example:
     """An evaluation example with the canonical question wording (what the evaluation script asks)."""
     scene = draw_scene(rng, kind, easy=False)
-    image = sw.roundtrip(sw.render(scene), rng)
+    image = compression_roundtrip(sw.render(scene), rng)
     question = sw.QUESTIONS[kind]
     return Example([user_message(question, 1, False)], [image], sw.answer(scene, kind), kind)
 
 
-def sample_kind(rng: np.random.Generator) -> str:
-    kinds = list(KIND_WEIGHTS)
-    weights = np.array([KIND_WEIGHTS[k] for k in kinds])
-    return str(rng.choice(kinds, p=weights / weights.sum()))
+def sample_kind(rng: np.random.Generator, easy: bool) -> str:
+    table = EASY_KIND_WEIGHTS if easy else KIND_WEIGHTS
+    weights = np.array(list(table.values()))
+    return str(rng.choice(list(table), p=weights / weights.sum()))
 
 
 def tokenizer_corpus() -> list[str]:
