@@ -316,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     write_golden(model, args.out_dir, args.golden_dir)
     report = {
         "quick": args.quick,
+        "threads": args.threads,
         "settings": asdict(settings),
         "parameters": params,
         "image_size": IMAGE_SIDE,
