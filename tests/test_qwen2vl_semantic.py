@@ -29,16 +29,21 @@ def reply(runner: Qwen2VLRunner, image: np.ndarray, question: str) -> str:
     return "".join(e.text for e in events if isinstance(e, Token))
 
 
-def test_colour_and_shape_of_fresh_scenes_are_named_correctly(runner):
+# Share of 30 fresh scenes that must be answered right: 90 %, and the issue's 80 % target for counting.
+REQUIRED = {"colour": 0.9, "shape": 0.9, "count": 0.8}
+
+
+@pytest.mark.parametrize("kind", list(REQUIRED))
+def test_fresh_scenes_are_described_correctly(runner: Qwen2VLRunner, kind: str) -> None:
+    """Colour and shape are asked about one-shape scenes, counting about 1-3 shapes."""
     rng = np.random.default_rng(SCENE_SEED)
     right, wrong = 0, []
     for _ in range(N_SCENES):
-        scene = sw.random_scene(rng, n_shapes=1)
+        scene = sw.random_scene(rng, n_shapes=None if kind == "count" else 1)
         image = np.asarray(sw.roundtrip(sw.render(scene), rng))
-        for kind in ("colour", "shape"):
-            answer = reply(runner, image, sw.QUESTIONS[kind])
-            if sw.is_correct(answer, sw.answer(scene, kind)):
-                right += 1
-            else:
-                wrong.append((kind, sw.answer(scene, kind), answer))
-    assert right / (2 * N_SCENES) >= 0.9, f"{right}/{2 * N_SCENES} right; wrong: {wrong[:10]}"
+        answer = reply(runner, image, sw.QUESTIONS[kind])
+        if sw.is_correct(answer, sw.answer(scene, kind)):
+            right += 1
+        else:
+            wrong.append((sw.answer(scene, kind), answer))
+    assert right / N_SCENES >= REQUIRED[kind], f"{kind}: {right}/{N_SCENES} right; wrong: {wrong[:10]}"
