@@ -149,6 +149,6 @@ def write_golden(
                 "max_new_tokens": MAX_NEW_TOKENS,
             }
         )
-    np.savez_compressed(golden_dir / "arrays.npz", **arrays)
+    np.savez_compressed(golden_dir / "arrays.npz", **arrays)  # type: ignore[arg-type]  # numpy stub
     (golden_dir / "cases.json").write_text(json.dumps(cases, indent=2) + "\n")
     (golden_dir / "README.md").write_text(README)

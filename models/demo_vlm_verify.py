@@ -106,7 +106,7 @@ def verify_export(
     eos = set(model.generation_config.eos_token_id)
     worst = 0.0
     for enc in cases:
-        if enc.pixel_values is not None:
+        if enc.pixel_values is not None and enc.image_grid_thw is not None:
             with torch.no_grad():
                 ref = model.model.get_image_features(
                     torch.from_numpy(enc.pixel_values), torch.from_numpy(enc.image_grid_thw)
