@@ -11,6 +11,7 @@ uint8 codes the device produced; a job runs on a worker thread and calls its cal
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hailo_double_tools import journal
+from hailo_double_tools import journal, settings
 from hailo_double_tools.clip_engine import ClipEncoder, dequantize, quantize
 from hailo_double_tools.hef_files import CLIP_KIND, load_hef
 from hailo_double_tools.locks import DeviceLease
@@ -249,6 +250,7 @@ class NativeConfiguredInferModel:
 
         def work() -> None:
             status = 0
+            time.sleep(settings.infer_delay_s())
             try:
                 self._infer(pairs)
             except HailoRTStatusException as exc:

@@ -15,6 +15,7 @@ VERSION_VAR = "HAILO_DOUBLE_VERSION"
 STATE_DIR_VAR = "HAILO_DOUBLE_STATE_DIR"
 WAIT_VAR = "HAILO_DOUBLE_WAIT_S"
 TOKEN_DELAY_VAR = "HAILO_DOUBLE_TOKEN_DELAY_S"
+INFER_DELAY_VAR = "HAILO_DOUBLE_INFER_DELAY_S"
 LOAD_DELAY_VAR = "HAILO_DOUBLE_LOAD_S"
 THREADS_VAR = "HAILO_DOUBLE_THREADS"
 JOURNAL_VAR = "HAILO_DOUBLE_JOURNAL"
@@ -80,6 +81,11 @@ def vdevice_wait_s() -> float:
 def token_delay_s() -> float:
     """Simulated device time per generated token (0: as fast as the CPU runs the demo model)."""
     return _float(TOKEN_DELAY_VAR, 0.0)
+
+
+def infer_delay_s() -> float:
+    """Simulated device time per InferModel run (CLIP encoder), e.g. to make a run outlive a timeout."""
+    return _float(INFER_DELAY_VAR, 0.0)
 
 
 def load_delay_s() -> float:
