@@ -11,15 +11,14 @@ import onnxruntime as ort
 
 from npu_worker.backend import (
     GenerationEvent,
-    ImagePart,
     Message,
     ModelInfo,
     SamplingParams,
-    TextPart,
     UnknownModelError,
 )
 from npu_worker.cpu.clip_runner import ClipRunner
 from npu_worker.cpu.qwen2vl_runner import Qwen2VLRunner
+from npu_worker.warmup import warm_up
 from supervisor.config import Config
 
 
@@ -45,15 +44,7 @@ class OnnxBackend:
             clip = self.config.clip
             self.clip = ClipRunner(Path(clip.path), model_id=clip.name, threads=threads)
         if model.warmup:
-            self._warm_up(self.vlm)
-
-    @staticmethod
-    def _warm_up(vlm: Qwen2VLRunner) -> None:
-        """One token about a small image, so the first request does not pay for lazy set-up."""
-        image = np.full((64, 64, 3), 255, dtype=np.uint8)
-        warm = [Message("user", (ImagePart(image), TextPart("hi")))]
-        for _ in vlm.generate(warm, SamplingParams(max_tokens=1, temperature=0)):
-            pass
+            warm_up(self.vlm.generate)
 
     def unload(self) -> None:
         self.vlm = None

@@ -17,12 +17,10 @@ import numpy as np
 
 from npu_worker.backend import (
     GenerationEvent,
-    ImagePart,
     Message,
     ModelInfo,
     ModelLoadError,
     SamplingParams,
-    TextPart,
     UnknownModelError,
 )
 from npu_worker.cpu.clip_runner import CAPABILITIES as CLIP_CAPABILITIES
@@ -31,6 +29,7 @@ from npu_worker.hailo.clip import HailoClipImageEncoder
 from npu_worker.hailo.device import HailoModules, import_hailo, open_vdevice
 from npu_worker.hailo.features import HailoFeatures, detect_features
 from npu_worker.hailo.vlm import BACKEND_NAME, HailoVLM
+from npu_worker.warmup import warm_up
 from supervisor.config import Config
 from supervisor.logs import log_event
 
@@ -87,7 +86,7 @@ class HailoBackend:
             if clip_hef is not None:
                 self._load_clip(hailo, clip_hef)
             if model.warmup:
-                self._warm_up(self.vlm)
+                warm_up(self.vlm.generate)
         except BaseException:
             self._release_device()
             raise
@@ -113,14 +112,6 @@ class HailoBackend:
             image_size=text.image_config.output_size,
             capabilities=CLIP_CAPABILITIES,
         )
-
-    @staticmethod
-    def _warm_up(vlm: HailoVLM) -> None:
-        """One token about a small image, so the first request does not pay for lazy set-up."""
-        image = np.full((64, 64, 3), 255, dtype=np.uint8)
-        warm = [Message("user", (ImagePart(image), TextPart("hi")))]
-        for _ in vlm.generate(warm, SamplingParams(max_tokens=1, temperature=0)):
-            pass
 
     def _release_device(self) -> None:
         """Release the models on the device, then the device (so hailo-ollama can have it)."""
