@@ -106,6 +106,21 @@ def random_caption(scene: sw.Scene, rng: np.random.Generator) -> Caption:
     return Caption(single_caption(mention, rng), (mention,))
 
 
+def swapped_caption(scene: sw.Scene, rng: np.random.Generator) -> Caption | None:
+    """A hard negative for a multi-shape scene: one shape's colour on another shape's kind.
+
+    Contrastive training alone learns CLIP's "bag of attributes" (a red square and a blue circle
+    also match "a red circle"); these captions, false of the scene, teach which colour goes with
+    which shape. None when every such swap is also in the scene.
+    """
+    present = {(s.colour, s.kind) for s in scene.shapes}
+    swaps = sorted({(a.colour, b.kind) for a in scene.shapes for b in scene.shapes} - present)
+    if not swaps:
+        return None
+    mention = swaps[int(rng.integers(len(swaps)))]
+    return Caption(single_caption(mention, rng), (mention,))
+
+
 def tokenizer_corpus() -> list[str]:
     """Every word and punctuation the captions can use, in the forms they take."""
     rng = np.random.default_rng(0)

@@ -38,6 +38,7 @@ from demo_clip_data import (  # noqa: E402
     label_text,
     make_pool,
     random_caption,
+    swapped_caption,
     tokenizer_corpus,
     truth_matrix,
 )
@@ -66,6 +67,7 @@ class Settings:
     warmup_steps: int
     max_minutes: float  # wall-clock budget (rendering included); a slower CPU gets fewer steps
     val_images: int
+    hard_negative_share: float = 0.5  # multi-shape scenes that add a colour-swapped false caption
     train_seed: int = 1000
     easy_seed: int = 1001
     val_seed: int = 2000
@@ -145,11 +147,15 @@ def token_tensor(tokenizer: Tokenizer, texts: list[str]) -> torch.Tensor:
 
 
 def contrastive_loss(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric cross-entropy, with every caption that is true of an image a positive."""
+    """CLIP's symmetric cross-entropy, with every caption that is true of an image a positive.
+
+    logits and truth are [images, captions]; a caption true of no image in the batch (a hard
+    negative) only competes in the image-to-text direction."""
     targets = truth.float()
     per_image = -(targets / targets.sum(1, keepdim=True) * F.log_softmax(logits, 1)).sum(1).mean()
-    per_text = -(targets / targets.sum(0, keepdim=True) * F.log_softmax(logits, 0)).sum(0).mean()
-    return (per_image + per_text) / 2
+    text_positives = targets.sum(0)
+    per_text = -(targets / text_positives.clamp(min=1) * F.log_softmax(logits, 0)).sum(0)
+    return (per_image + per_text[text_positives > 0].mean()) / 2
 
 
 def easy_share(progress: float, settings: Settings) -> float:
@@ -163,17 +169,21 @@ def training_batch(
     pools: tuple[ImagePool, ImagePool],
     easy_count: int,
     tokenizer: Tokenizer,
-    batch: int,
+    settings: Settings,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """easy_count scenes from the easy pool, the rest from the full one, each with a fresh caption."""
+    """easy_count scenes from the easy pool, the rest from the full one, each with a fresh caption,
+    then extra hard-negative captions: truth is [images, captions + extras]."""
     pixels, scenes, masks = [], [], []
-    for pool, count in zip(pools, (easy_count, batch - easy_count), strict=True):
+    for pool, count in zip(pools, (easy_count, settings.batch - easy_count), strict=True):
         index = rng.choice(len(pool.scenes), size=count, replace=False)
         pixels.append(pool.pixels[index])
         scenes += [pool.scenes[i] for i in index]
         masks.append(pool.masks[index])
     captions = [random_caption(scene, rng) for scene in scenes]
+    for scene in scenes:
+        if len(scene.shapes) > 1 and rng.random() < settings.hard_negative_share:
+            captions += [c for c in [swapped_caption(scene, rng)] if c is not None]
     truth = truth_matrix(np.concatenate(masks), np.array([c.masks() for c in captions], dtype=np.int64))
     return (
         pixel_tensor(np.concatenate(pixels)),
@@ -246,7 +256,7 @@ def train(model: CLIPModel, tokenizer: Tokenizer, settings: Settings, val: Image
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, progress, settings)
         easy_count = round(settings.batch * easy_share(progress, settings))
-        pixels, ids, truth = training_batch((easy, pool), easy_count, tokenizer, settings.batch, rng)
+        pixels, ids, truth = training_batch((easy, pool), easy_count, tokenizer, settings, rng)
         out = model(input_ids=ids, pixel_values=pixels)
         loss = contrastive_loss(out.logits_per_image, truth)
         optimiser.zero_grad(set_to_none=True)
