@@ -156,11 +156,10 @@ class HailoBackend:
         return self.vlm
 
     def _clip(self, model: str) -> tuple[HailoClipImageEncoder, ClipRunner]:
-        if self.clip_images is None or self.clip_text is None or self.clip_info is None:
+        images, text, info = self.clip_images, self.clip_text, self.clip_info
+        if images is None or text is None or info is None or model != info.id:
             raise UnknownModelError(f"no CLIP model {model!r} is loaded")
-        if model != self.clip_info.id:
-            raise UnknownModelError(f"no CLIP model {model!r} is loaded")
-        return self.clip_images, self.clip_text
+        return images, text
 
     def generate(
         self, model: str, messages: Sequence[Message], params: SamplingParams
