@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,29 +101,35 @@ class ClipWork:
             self.images_encoded += len(chunk)
         return np.concatenate(results) if results else np.zeros((0, 0), np.float32)
 
-    def run(self, jobs: list[EmbedJob]) -> list[EmbedResult | tuple[EmbedJob, BackendError]]:
-        """Every job's embeddings (or its error); images of jobs on the same model share encoder runs."""
+    def run(self, jobs: list[EmbedJob]) -> Iterator[EmbedResult | tuple[EmbedJob, BackendError]]:
+        """Every job's embeddings (or its error), each yielded as soon as it is ready.
+
+        Images of jobs on the same model share encoder runs. The prompts' embeddings (cache hits,
+        mostly) are looked up before the image encoder runs, so its end releases every answer at once.
+        """
         started = time.monotonic()
-        outcomes: list[EmbedResult | tuple[EmbedJob, BackendError]] = []
         by_model: dict[str, list[EmbedJob]] = {}
         for job in jobs:
             by_model.setdefault(job.model, []).append(job)
         for model, group in by_model.items():
-            try:
-                images = self.image_embeddings(model, [image for job in group for image in job.images])
-                scale = self.backend.logit_scale(model)
-            except BackendError as exc:
-                outcomes.extend((job, exc) for job in group)
-                continue
-            offset = 0
+            ready: list[tuple[EmbedJob, np.ndarray, int, int]] = []
             for job in group:
                 try:
                     hits_before = self.cache.hits
                     texts = self.text_embeddings(model, job.texts, job.templates)
                     tokens = self.text_tokens(model, job.texts)
                 except BackendError as exc:
-                    outcomes.append((job, exc))
+                    yield job, exc
                     continue
+                ready.append((job, texts, tokens, self.cache.hits - hits_before))
+            try:
+                images = self.image_embeddings(model, [image for job, *_ in ready for image in job.images])
+                scale = self.backend.logit_scale(model)
+            except BackendError as exc:
+                yield from ((job, exc) for job, *_ in ready)
+                continue
+            offset = 0
+            for job, texts, tokens, hits in ready:
                 mine = images[offset : offset + len(job.images)]
                 offset += len(job.images)
                 fields = {
@@ -131,10 +137,9 @@ class ClipWork:
                     "model": model,
                     "logit_scale": scale,
                     "text_tokens": tokens,
-                    "cache_hits": self.cache.hits - hits_before,
+                    "cache_hits": hits,
                     "batch_images": len(images),
                     "queue_wait_s": started - job.received,
                     "compute_s": time.monotonic() - started,
                 }
-                outcomes.append(EmbedResult(job, fields, [mine, texts]))
-        return outcomes
+                yield EmbedResult(job, fields, [mine, texts])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import threading
 import time
@@ -163,6 +164,7 @@ class Engine:
         self.batch_wait_s = clip.batch_wait_ms / 1000.0
         self._generations: collections.deque[GenerateJob] = collections.deque()
         self._clip_jobs: list[EmbedJob] = []
+        self._clip_batch_ended = -math.inf
         self._jobs: dict[str, GenerateJob | EmbedJob] = {}
         self._active: _Generation | None = None
         self._wake = threading.Condition()
@@ -266,6 +268,7 @@ class Engine:
                 clip_images=sum(len(job.images) for job in self._clip_jobs),
                 clip_text_only=any(not job.images for job in self._clip_jobs),
                 clip_oldest_wait_s=now - oldest,
+                encoder_idle_s=now - self._clip_batch_ended,
                 generating=self._active is not None,
                 generations_queued=len(self._generations),
             )
@@ -298,24 +301,33 @@ class Engine:
                 self._jobs.pop(active.job.rid, None)
 
     def _run_clip(self, batch: list[EmbedJob]) -> None:
+        """Answer each job the moment its embeddings are ready; a crash fails the rest, not the worker."""
+        unanswered = {job.rid: job for job in batch if not job.cancelled.is_set()}
         try:
-            outcomes = self.clip.run([job for job in batch if not job.cancelled.is_set()])
-        except Exception as exc:  # a crash in one batch must not end the worker
+            for outcome in self.clip.run(list(unanswered.values())):
+                del unanswered[self._answer_clip(outcome)]
+        except Exception as exc:
             log.exception("clip_batch_crashed")
-            outcomes = [(job, BackendError(f"the backend failed: {exc!r}")) for job in batch]
-        for outcome in outcomes:
-            if isinstance(outcome, EmbedResult):
-                self.figures.requests_finished += 1
-                self.emit(Kind.EMBEDDINGS, outcome.fields, outcome.arrays)
-                rid = outcome.job.rid
-            else:
-                job, error = outcome
-                self.fail(job.rid, error.code, error.message, getattr(error, "param", None))
-                if isinstance(error, DeviceFailedError):  # as for generations: the worker must restart
-                    self.on_fatal(error.message)
-                rid = job.rid
-            with self._wake:
-                self._jobs.pop(rid, None)
+            for job in unanswered.values():
+                self._answer_clip((job, BackendError(f"the backend failed: {exc!r}")))
+        finally:
+            self._clip_batch_ended = time.monotonic()
+
+    def _answer_clip(self, outcome: EmbedResult | tuple[EmbedJob, BackendError]) -> str:
+        """Send one job's embeddings or error; returns its request id."""
+        if isinstance(outcome, EmbedResult):
+            self.figures.requests_finished += 1
+            self.emit(Kind.EMBEDDINGS, outcome.fields, outcome.arrays)
+            rid = outcome.job.rid
+        else:
+            job, error = outcome
+            self.fail(job.rid, error.code, error.message, getattr(error, "param", None))
+            if isinstance(error, DeviceFailedError):  # as for generations: the worker must restart
+                self.on_fatal(error.message)
+            rid = job.rid
+        with self._wake:
+            self._jobs.pop(rid, None)
+        return rid
 
     def _load(self) -> bool:
         while not self._stopping:

@@ -4,9 +4,14 @@ from npu_worker.batching import WorkState, next_step
 
 
 def state(
-    images: int = 0, text_only: bool = False, waited: float = 0.0, generating: bool = False, queued: int = 0
+    images: int = 0,
+    text_only: bool = False,
+    waited: float = 0.0,
+    generating: bool = False,
+    queued: int = 0,
+    encoder_idle: float = float("inf"),
 ) -> WorkState:
-    return WorkState(images, text_only, waited, generating, queued)
+    return WorkState(images, text_only, waited, encoder_idle, generating, queued)
 
 
 def test_idle_when_nothing_waits() -> None:
@@ -21,6 +26,19 @@ def test_a_partial_batch_waits_for_more_then_runs() -> None:
     decision = next_step(state(images=3, waited=0.002), 8, 0.005)
     assert decision.action == "wait" and abs(decision.wait_s - 0.003) < 1e-9
     assert next_step(state(images=3, waited=0.005), 8, 0.005).action == "clip"
+
+
+def test_a_partial_batch_waits_after_the_encoder_frees_even_if_it_waited_during_the_run() -> None:
+    """Requests queued during a run wait batch_wait_s more for the clients that run just answered."""
+    decision = next_step(state(images=3, waited=0.040, encoder_idle=0.001), 8, 0.005)
+    assert decision.action == "wait" and abs(decision.wait_s - 0.004) < 1e-9
+    assert next_step(state(images=3, waited=0.040, encoder_idle=0.005), 8, 0.005).action == "clip"
+    assert next_step(state(images=8, waited=0.040, encoder_idle=0.0), 8, 0.005).action == "clip"
+
+
+def test_a_lone_request_after_a_long_idle_waits_only_its_own_window() -> None:
+    decision = next_step(state(images=1, waited=0.001, encoder_idle=9.0), 8, 0.005)
+    assert decision.action == "wait" and abs(decision.wait_s - 0.004) < 1e-9
 
 
 def test_batching_off_runs_every_image_at_once() -> None:
