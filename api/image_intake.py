@@ -35,6 +35,10 @@ _DRAFT_SCALES = (8, 4, 2, 1)  # the DCT scalings libjpeg offers, largest reducti
 # A reduction after decoding keeps this many times the model's pixels (and short side), so the
 # model's own resize, which is the accurate one, still has real detail to work from.
 _REDUCE_SLACK = 2
+# Files this small (bytes and header pixels) are decoded on the event loop: the decode takes less time
+# than the hop to a worker thread and back.
+SMALL_IMAGE_BYTES = 64 * 1024
+SMALL_IMAGE_PIXELS = 256 * 256
 
 # Magic numbers of files Pillow cannot open at all, so that refusals name what was sent.
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
@@ -78,7 +82,7 @@ def image_too_large(max_bytes: int, param: str | None) -> APIError:
 
 def image_info(data: bytes, limits: ImageLimits, param: str | None = None) -> ImageInfo:
     """The format and size of an accepted image file; raises the same errors as `decode_image`."""
-    with _open_checked(data, limits, param) as image:
+    with open_image(data, limits, param) as image:
         return ImageInfo(_ACCEPTED[str(image.format)], image.width, image.height, len(data))
 
 
@@ -100,7 +104,25 @@ def decode_image(
     Raises APIError: 413 `image_too_large` (bytes or header pixels over `limits`), 415
     `unsupported_image_type`, 400 `invalid_image` (truncated or corrupt file).
     """
-    with _open_checked(data, limits, param) as image:
+    image = open_image(data, limits, param)
+    return decode_opened(image, limits, target_pixels, min_side=min_side, param=param)
+
+
+def is_small(image: Image.Image, byte_size: int) -> bool:
+    """Whether decoding costs less than handing the work to a thread (well under a millisecond)."""
+    return byte_size <= SMALL_IMAGE_BYTES and image.width * image.height <= SMALL_IMAGE_PIXELS
+
+
+def decode_opened(
+    opened: Image.Image,
+    limits: ImageLimits,
+    target_pixels: int | None = None,
+    *,
+    min_side: int = 0,
+    param: str | None = None,
+) -> np.ndarray:
+    """`decode_image` for a file `open_image` has read the header of; the image is closed after."""
+    with opened as image:
         try:
             if target_pixels is not None and image.format in ("JPEG", "MPO"):
                 scale = _largest_scale(image.size, _DRAFT_SCALES, target_pixels, min_side)
@@ -139,8 +161,11 @@ def _largest_scale(size: tuple[int, int], scales: Sequence[int], pixels: int, mi
     return 1
 
 
-def _open_checked(data: bytes, limits: ImageLimits, param: str | None) -> Image.Image:
-    """The opened (header-only) image, once its size and format are known to be acceptable."""
+def open_image(data: bytes, limits: ImageLimits, param: str | None = None) -> Image.Image:
+    """The image file opened from its header only, once size, format and pixel count are acceptable.
+
+    Raises the same APIErrors as `decode_image` for what the header shows.
+    """
     if len(data) > limits.max_bytes:
         raise image_too_large(limits.max_bytes, param)
     try:

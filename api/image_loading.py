@@ -1,7 +1,9 @@
 """Bring a request's images in: read each reference (inline or fetched), decode it off the event loop.
 
 Decoding runs in the thread pool so the event loop keeps streaming other requests' tokens; JPEGs are
-decoded straight to about the pixel budget of the model that will see them.
+decoded straight to about the pixel budget of the model that will see them. Only the header is read
+on the loop, and files too small to be worth a thread hop (`image_intake.is_small`: a crop of at most
+256x256 pixels in at most 64 KiB) are decoded there too.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from api.chat_request import ImageRef
-from api.image_intake import ImageLimits, decode_image
+from api.image_intake import ImageLimits, decode_opened, is_small, open_image
 from api.image_sources import ImageSourcePolicy, read_image_reference
 from api.services import Services
 
@@ -29,9 +31,13 @@ async def load_image(
     )
     data = await read_image_reference(ref.ref, ref.param, policy)
     limits = ImageLimits(max_bytes=api.max_image_bytes, max_source_pixels=api.max_image_pixels)
-    pixels = await run_in_threadpool(
-        decode_image, data, limits, target_pixels, min_side=min_side, param=ref.param
-    )
+    image = open_image(data, limits, ref.param)
+    if is_small(image, len(data)):
+        pixels = decode_opened(image, limits, target_pixels, min_side=min_side, param=ref.param)
+    else:
+        pixels = await run_in_threadpool(
+            decode_opened, image, limits, target_pixels, min_side=min_side, param=ref.param
+        )
     services.metrics.images.inc()
     return pixels
 
@@ -40,4 +46,6 @@ async def load_images(
     refs: Sequence[ImageRef], services: Services, target_pixels: int | None, min_side: int = 0
 ) -> list[np.ndarray]:
     """Every image of a request, in order; the first failure is raised as its APIError."""
+    if len(refs) == 1:  # the common case, without a task per image
+        return [await load_image(refs[0], services, target_pixels, min_side)]
     return list(await asyncio.gather(*(load_image(r, services, target_pixels, min_side) for r in refs)))

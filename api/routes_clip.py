@@ -101,7 +101,8 @@ async def _embed(
     services.in_flight += 1
     frames = services.worker.request(Kind.EMBED, fields, images)
     try:
-        answer = await asyncio.wait_for(anext(frames), timeout)
+        async with asyncio.timeout(timeout):
+            answer = await anext(frames)
     except TimeoutError:
         raise APIError(504, f"the embeddings did not arrive within {timeout:g} s", "timeout") from None
     finally:

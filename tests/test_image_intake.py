@@ -12,7 +12,16 @@ import pytest
 from PIL import Image
 
 from api.errors import APIError
-from api.image_intake import ImageInfo, ImageLimits, decode_image, image_info
+from api.image_intake import (
+    SMALL_IMAGE_BYTES,
+    ImageInfo,
+    ImageLimits,
+    decode_image,
+    decode_opened,
+    image_info,
+    is_small,
+    open_image,
+)
 
 LIMITS = ImageLimits()
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
@@ -269,3 +278,20 @@ def test_garbage_is_an_invalid_image(data: bytes) -> None:
 def test_errors_name_the_request_field() -> None:
     error = refused(b"garbage\x00", param="messages[0].content[1].image_url")
     assert error.param == "messages[0].content[1].image_url"
+
+
+def test_only_small_crops_count_as_small_enough_to_decode_on_the_event_loop() -> None:
+    crop = encode(halves((96, 96), RED, BLUE), "PNG")
+    assert is_small(open_image(crop, LIMITS), len(crop))
+    # A flat 2000x2000 PNG compresses to a few KiB, yet decoding it is 4 MP of work: the header decides.
+    flat = encode(Image.new("RGB", (2000, 2000), WHITE), "PNG")
+    assert len(flat) < SMALL_IMAGE_BYTES and not is_small(open_image(flat, LIMITS), len(flat))
+    noisy = np.random.default_rng(2).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    dense = encode(Image.fromarray(noisy), "PNG")  # few pixels, many bytes
+    assert len(dense) > SMALL_IMAGE_BYTES and not is_small(open_image(dense, LIMITS), len(dense))
+
+
+def test_an_opened_header_decodes_like_the_whole_file() -> None:
+    data = encode(halves((300, 200), RED, BLUE), "JPEG", quality=95)
+    opened = decode_opened(open_image(data, LIMITS), LIMITS, 10_000)
+    np.testing.assert_array_equal(opened, decode_image(data, LIMITS, 10_000))
