@@ -19,6 +19,15 @@ TOKEN_COUNT_ENTRIES = 50_000
 
 
 @dataclass
+class Prompts:
+    """A job's prompt embeddings, ready before its images are encoded."""
+
+    embeddings: np.ndarray
+    tokens: int
+    cache_hits: int
+
+
+@dataclass
 class EmbedJob:
     rid: str
     model: str
@@ -27,6 +36,7 @@ class EmbedJob:
     templates: tuple[str, ...]  # () = texts as they are
     received: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    prompts: Prompts | BackendError | None = None  # set by ClipWork.prepare (compute thread only)
 
 
 @dataclass
@@ -101,45 +111,58 @@ class ClipWork:
             self.images_encoded += len(chunk)
         return np.concatenate(results) if results else np.zeros((0, 0), np.float32)
 
+    def prepare(self, job: EmbedJob) -> None:
+        """Resolve the job's prompt embeddings now (cache hits, mostly), while its batch still gathers.
+
+        The compute thread does this for queued jobs instead of idling, so when the batch runs, the
+        image encoder's end releases every answer at once.
+        """
+        if job.prompts is not None:
+            return
+        try:
+            hits_before = self.cache.hits
+            embeddings = self.text_embeddings(job.model, job.texts, job.templates)
+            tokens = self.text_tokens(job.model, job.texts)
+        except BackendError as exc:
+            job.prompts = exc
+            return
+        job.prompts = Prompts(embeddings, tokens, self.cache.hits - hits_before)
+
     def run(self, jobs: list[EmbedJob]) -> Iterator[EmbedResult | tuple[EmbedJob, BackendError]]:
         """Every job's embeddings (or its error), each yielded as soon as it is ready.
 
-        Images of jobs on the same model share encoder runs. The prompts' embeddings (cache hits,
-        mostly) are looked up before the image encoder runs, so its end releases every answer at once.
+        Images of jobs on the same model share encoder runs; prompts are resolved before it.
         """
         started = time.monotonic()
         by_model: dict[str, list[EmbedJob]] = {}
         for job in jobs:
             by_model.setdefault(job.model, []).append(job)
         for model, group in by_model.items():
-            ready: list[tuple[EmbedJob, np.ndarray, int, int]] = []
+            ready: list[tuple[EmbedJob, Prompts]] = []
             for job in group:
-                try:
-                    hits_before = self.cache.hits
-                    texts = self.text_embeddings(model, job.texts, job.templates)
-                    tokens = self.text_tokens(model, job.texts)
-                except BackendError as exc:
-                    yield job, exc
-                    continue
-                ready.append((job, texts, tokens, self.cache.hits - hits_before))
+                self.prepare(job)
+                if isinstance(job.prompts, Prompts):
+                    ready.append((job, job.prompts))
+                elif job.prompts is not None:
+                    yield job, job.prompts
             try:
-                images = self.image_embeddings(model, [image for job, *_ in ready for image in job.images])
+                images = self.image_embeddings(model, [image for job, _ in ready for image in job.images])
                 scale = self.backend.logit_scale(model)
             except BackendError as exc:
-                yield from ((job, exc) for job, *_ in ready)
+                yield from ((job, exc) for job, _ in ready)
                 continue
             offset = 0
-            for job, texts, tokens, hits in ready:
+            for job, prompts in ready:
                 mine = images[offset : offset + len(job.images)]
                 offset += len(job.images)
                 fields = {
                     "rid": job.rid,
                     "model": model,
                     "logit_scale": scale,
-                    "text_tokens": tokens,
-                    "cache_hits": hits,
+                    "text_tokens": prompts.tokens,
+                    "cache_hits": prompts.cache_hits,
                     "batch_images": len(images),
                     "queue_wait_s": started - job.received,
                     "compute_s": time.monotonic() - started,
                 }
-                yield EmbedResult(job, fields, [mine, texts])
+                yield EmbedResult(job, fields, [mine, prompts.embeddings])

@@ -254,6 +254,9 @@ class Engine:
                 self._step()
             elif action == "token":
                 self._step()
+            elif action == "prepare":
+                for job in work:
+                    self.clip.prepare(job)
             elif action == "save":
                 self._save_cache()
         self._save_cache()
@@ -282,6 +285,9 @@ class Engine:
                 else:
                     self._wake.wait()
             elif decision.action == "wait":
+                unprepared = [job for job in self._clip_jobs if job.prompts is None]
+                if unprepared:  # use the wait: the batch's prompts are then ready when it runs
+                    return "prepare", unprepared
                 self._wake.wait(decision.wait_s)
             elif decision.action == "clip":
                 batch = take_batch(self._clip_jobs, self.max_batch)

@@ -70,3 +70,21 @@ def test_a_job_whose_prompts_fail_is_answered_with_its_error_and_keeps_out_of_th
     assert isinstance(bad, tuple) and bad[0].rid == "bad" and "broken" in bad[1].message
     assert isinstance(good, EmbedResult) and good.job.rid == "good"
     assert ("images", 1) in encoders.calls and good.fields["batch_images"] == 1
+
+
+def test_prompts_prepared_while_the_batch_gathers_are_not_looked_up_again() -> None:
+    encoders = RecordingEncoders(failing_text="broken")
+    work = ClipWork(encoders, TextEmbeddingCache(1 << 20), max_batch=8)  # type: ignore[arg-type]
+    early, failing = _job("early", 1, ["a cat"]), _job("failing", 2, ["broken"])
+    work.prepare(early)
+    work.prepare(failing)
+    assert encoders.calls == [("texts", 1), ("texts", 1)]
+    assert isinstance(failing.prompts, BackendError)
+    late = _job("late", 3, ["a cat", "a newt"])
+    outcomes = list(work.run([early, failing, late]))
+    assert encoders.calls[2:] == [("texts", 1), ("images", 2)]  # only the late job's new prompt
+    assert [o.job.rid if isinstance(o, EmbedResult) else o[0].rid for o in outcomes] == [
+        "failing",
+        "early",
+        "late",
+    ]
