@@ -98,7 +98,6 @@ async def _embed(
     """Send one EMBED to the worker and wait for its EMBEDDINGS (bounded by inference.timeout_s)."""
     fields = {"model": model.id, "texts": list(texts), "templates": list(templates)}
     timeout = services.config.inference.timeout_s
-    services.in_flight += 1
     frames = services.worker.request(Kind.EMBED, fields, images)
     try:
         async with asyncio.timeout(timeout):
@@ -106,7 +105,6 @@ async def _embed(
     except TimeoutError:
         raise APIError(504, f"the embeddings did not arrive within {timeout:g} s", "timeout") from None
     finally:
-        services.in_flight -= 1
         with contextlib.suppress(APIError):
             await frames.aclose()
     f = answer.fields
@@ -163,7 +161,8 @@ async def classify(request: Request) -> Response:
     req = parse_classify_request(body, services.config.clip)
     model = resolve_model(services, req.model, "clip")
     images = await _classify_images(services, model, req)
-    embedded, negatives = await _classify_embeddings(services, model, req, images)
+    with services.serving():  # once, though multi_label with an ensemble asks the worker twice
+        embedded, negatives = await _classify_embeddings(services, model, req, images)
     scores = classify_scores(embedded.images, embedded.texts, embedded.logit_scale, negatives)
     lists = [ranked(req.prompts, row, req.threshold, req.top_k) for row in scores]
     mode = "regions" if req.regions else "image" if req.single else "images"
@@ -202,7 +201,8 @@ async def _embeddings(request: Request, parse: Callable[[Any, ClipConfig], Embed
     model = resolve_model(services, req.model, "clip")
     images = await _load(services, model, req.images)
     templates = services.config.clip.templates if req.ensemble else ()
-    embedded = await _embed(services, model, images, req.texts, templates)
+    with services.serving():
+        embedded = await _embed(services, model, images, req.texts, templates)
     pending = {"image": iter(embedded.images), "text": iter(embedded.texts)}
     vectors = [next(pending["image" if isinstance(item, ImageRef) else "text"]) for item in req.inputs]
     data = [
@@ -246,7 +246,8 @@ async def match(request: Request) -> Response:
     model = resolve_model(services, req.model, "clip")
     images = await _load(services, model, req.images)
     templates = services.config.clip.templates if req.ensemble else ()
-    embedded = await _embed(services, model, images, req.texts, templates)
+    with services.serving():
+        embedded = await _embed(services, model, images, req.texts, templates)
     cosines = similarity(embedded.images, embedded.texts)
     answer: dict[str, Any] = {"object": "match", "model": model.id, "similarity": _rounded(cosines)}
     if req.probabilities:

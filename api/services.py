@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -23,6 +25,15 @@ class Services:
     api_keys: frozenset[str] = frozenset()
     state: str = "starting"
     in_flight: int = 0
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Count one request in flight (the gauge, STATUS=, drain) for as long as the block runs."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
 
 def services_of(request: Request) -> Services:
