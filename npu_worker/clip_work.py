@@ -4,6 +4,7 @@ embeddings from the cache or computed once (averaged over prompt templates for a
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ import numpy as np
 from npu_worker.backend import Backend, BackendError
 from npu_worker.text_cache import TextEmbeddingCache
 
+log = logging.getLogger("npu_worker.clip_work")
 TOKEN_COUNT_ENTRIES = 50_000
 
 
@@ -125,6 +127,10 @@ class ClipWork:
             tokens = self.text_tokens(job.model, job.texts)
         except BackendError as exc:
             job.prompts = exc
+            return
+        except Exception as exc:  # fail this job, never the compute thread that prepares it
+            log.exception("clip_prompts_failed")
+            job.prompts = BackendError(f"the backend failed: {exc!r}")
             return
         job.prompts = Prompts(embeddings, tokens, self.cache.hits - hits_before)
 

@@ -88,3 +88,18 @@ def test_prompts_prepared_while_the_batch_gathers_are_not_looked_up_again() -> N
         "early",
         "late",
     ]
+
+
+def test_an_unexpected_text_encoder_failure_fails_only_its_job() -> None:
+    class Crashing(RecordingEncoders):
+        def embed_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
+            if "boom" in texts:
+                raise RuntimeError("onnxruntime fell over")
+            return super().embed_texts(model, texts)
+
+    work = ClipWork(Crashing(), TextEmbeddingCache(1 << 20), max_batch=8)  # type: ignore[arg-type]
+    crashed, fine = _job("crashed", 1, ["boom"]), _job("fine", 2, ["a cat"])
+    work.prepare(crashed)
+    assert isinstance(crashed.prompts, BackendError) and "onnxruntime fell over" in crashed.prompts.message
+    outcomes = list(work.run([crashed, fine]))
+    assert isinstance(outcomes[0], tuple) and isinstance(outcomes[1], EmbedResult)
