@@ -1,6 +1,7 @@
 """The API's side of the worker protocol: per-request streams over one ROUTER socket, and death detection.
 
 The API binds the ROUTER; whichever worker is alive connects and announces itself with heartbeats.
+Results (tokens, answers, embeddings) arrive on a PULL socket the worker's compute thread pushes to.
 A request is sent to the current worker's identity (its epoch) and gets its own asyncio queue of
 frames. When the worker dies - its socket disconnects (process exit) or its heartbeats stop - every
 request it held ends at once with 503 `worker_unavailable`, and new ones get 503 until a new worker
@@ -68,6 +69,7 @@ class WorkerClient:
     def __init__(
         self, runtime_dir: Path, heartbeat_interval_s: float, heartbeat_timeout_s: float, max_queue: int
     ) -> None:
+        self.runtime_dir = runtime_dir
         self.endpoint = protocol.worker_endpoint(runtime_dir)
         self.heartbeat_interval_s = heartbeat_interval_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
@@ -85,12 +87,16 @@ class WorkerClient:
         self._socket = self._context.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._results = self._context.socket(zmq.PULL)
+        self._results.setsockopt(zmq.LINGER, 0)
 
     async def start(self) -> None:
         monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._socket.bind(self.endpoint)
+        self._results.bind(protocol.results_endpoint(self.runtime_dir))
         self._tasks = [
             asyncio.create_task(self._receive(), name="worker-receive"),
+            asyncio.create_task(self._receive_results(), name="worker-results"),
             asyncio.create_task(self._watch_disconnects(monitor), name="worker-monitor"),
             asyncio.create_task(self._watch_heartbeats(), name="worker-heartbeat"),
         ]
@@ -102,6 +108,7 @@ class WorkerClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._socket.close(linger=0)
+        self._results.close(linger=0)
         self._context.term()
 
     # --- state ---------------------------------------------------------------------------------------
@@ -220,26 +227,33 @@ class WorkerClient:
     async def _receive(self) -> None:
         while True:
             _identity, *frames = await self._socket.recv_multipart(copy=False)
-            try:
-                message = protocol.decode(frames)
-            except protocol.ProtocolError as exc:
-                log_event(log, "protocol_error", logging.WARNING, error=str(exc))
-                continue
-            if message.kind == Kind.HEARTBEAT:
-                self._on_heartbeat(message)
-                continue
-            if message.epoch != self.view.epoch:
-                continue  # a frame from a dead or not-yet-adopted worker
-            if message.kind == Kind.STATS:
-                waiter = self._stats_waiters.get(int(message.fields.get("seq", -1)))
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(message.fields)
-                continue
-            if message.kind == Kind.PONG:
-                continue
-            stream = self._streams.get(str(message.fields.get("rid")))
-            if stream is not None and stream.epoch == message.epoch:
-                stream.queue.put_nowait(message)
+            self._dispatch(frames)
+
+    async def _receive_results(self) -> None:
+        while True:
+            self._dispatch(await self._results.recv_multipart(copy=False))
+
+    def _dispatch(self, frames: list[zmq.Frame]) -> None:
+        try:
+            message = protocol.decode(frames)
+        except protocol.ProtocolError as exc:
+            log_event(log, "protocol_error", logging.WARNING, error=str(exc))
+            return
+        if message.kind == Kind.HEARTBEAT:
+            self._on_heartbeat(message)
+            return
+        if message.epoch != self.view.epoch:
+            return  # a frame from a dead or not-yet-adopted worker
+        if message.kind == Kind.STATS:
+            waiter = self._stats_waiters.get(int(message.fields.get("seq", -1)))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(message.fields)
+            return
+        if message.kind == Kind.PONG:
+            return
+        stream = self._streams.get(str(message.fields.get("rid")))
+        if stream is not None and stream.epoch == message.epoch:
+            stream.queue.put_nowait(message)
 
     def _on_heartbeat(self, message: Envelope) -> None:
         fields = message.fields

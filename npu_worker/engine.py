@@ -2,8 +2,8 @@
 
 It owns the backend; nothing else calls it. Generations run one at a time in arrival order and are
 pulled one token at a time, so an abort or a deadline is noticed between two tokens and CLIP batches
-are served in between (`batching.next_step` decides). Events go out through `emit`, which the socket
-thread makes safe to call from here.
+are served in between (`batching.next_step` decides). Results go out through `emit`, which sends
+them to the API on this thread's own socket.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The NPU worker process: owns the backend and serves the API over ZeroMQ.
 
-Two threads. The engine thread computes (ONNX Runtime and HailoRT release the GIL). This, the socket
-thread, owns every socket: it takes requests and aborts from the API, forwards the engine's events,
-and sends heartbeats to the API and status to the supervisor, so a long prefill never looks like death.
+Two threads. The engine thread computes (ONNX Runtime and HailoRT release the GIL) and pushes what it
+computes - tokens, answers, embeddings - straight to the API on its own socket. This, the socket
+thread, owns the others: it takes requests and aborts from the API and sends heartbeats to the API
+and status to the supervisor, so a long prefill never looks like death.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from supervisor.logs import log_event
 from supervisor.runtime import child_setup
 
 log = logging.getLogger("npu_worker")
-EVENTS_ENDPOINT = "inproc://engine-events"
 EXIT_FATAL = 3
 FLUSH_S = 0.1
 
@@ -48,9 +48,9 @@ class WorkerProcess:
         self.control.setsockopt(zmq.LINGER, 0)
         self.control.setsockopt(zmq.SNDHWM, 10)
         self.control.connect(protocol.control_endpoint(runtime_dir))
-        self.events = self.context.socket(zmq.PULL)
-        self.events.bind(EVENTS_ENDPOINT)
+        self.results_endpoint = protocol.results_endpoint(runtime_dir)
         self._emit_local = threading.local()
+        self.results_dropped = 0
         self.engine = Engine(
             create_backend(config), self._emit, self._fatal, config.clip, config.resources.max_batch_size
         )
@@ -59,15 +59,20 @@ class WorkerProcess:
         self.api_seen = time.monotonic()
         self.parent_pid = os.getppid()
 
-    # The engine thread emits through its own PUSH socket (zmq sockets are not thread-safe).
+    # The engine thread sends through its own PUSH socket (zmq sockets are not thread-safe).
     def _emit(self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
         push = getattr(self._emit_local, "push", None)
         if push is None:
             push = self.context.socket(zmq.PUSH)
             push.setsockopt(zmq.LINGER, 1000)
-            push.connect(EVENTS_ENDPOINT)
+            push.connect(self.results_endpoint)
             self._emit_local.push = push
-        push.send_multipart(protocol.encode(kind, self.epoch, fields, arrays), copy=False)
+        try:
+            push.send_multipart(protocol.encode(kind, self.epoch, fields, arrays), zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # the API has read nothing for a long while: it is gone, and the heartbeat
+            self.results_dropped += 1  # check aborts its requests; compute must never block on it
+            if self.results_dropped % 1000 == 1:
+                log_event(log, "results_dropped", logging.WARNING, dropped=self.results_dropped)
 
     def _fatal(self, message: str) -> None:
         self.fatal_message = message
@@ -180,19 +185,10 @@ class WorkerProcess:
             templates=tuple(str(t) for t in fields.get("templates") or ()),
         )
 
-    def _forward_events(self) -> None:
-        while True:
-            try:
-                frames = self.events.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            self.api.send_multipart(frames, copy=False)
-
     def serve(self) -> int:
         self.engine.start()
         poller = zmq.Poller()
         poller.register(self.api, zmq.POLLIN)
-        poller.register(self.events, zmq.POLLIN)
         interval = self.config.worker.heartbeat_interval_s
         next_beat = 0.0
         while not self.stopping.is_set():
@@ -205,8 +201,6 @@ class WorkerProcess:
                     self.stopping.set()
                 next_beat = now + interval
             ready = dict(poller.poll(timeout=max(1, int((next_beat - now) * 1000))))
-            if self.events in ready:
-                self._forward_events()
             if self.api in ready:
                 while True:
                     try:
@@ -214,8 +208,7 @@ class WorkerProcess:
                     except zmq.Again:
                         break
         if self.fatal_message is not None:
-            time.sleep(FLUSH_S)  # let the engine's last events (the request's error) reach the inproc queue
-            self._forward_events()
+            time.sleep(FLUSH_S)  # let the engine's last frames (the request's error) reach the API first
             self._heartbeat()  # tell the API and supervisor why, before exiting
             log_event(log, "worker_exit_fatal", logging.ERROR, error=self.fatal_message)
             time.sleep(FLUSH_S)  # zmq sends from its own I/O thread, which os._exit would cut short

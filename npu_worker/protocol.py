@@ -8,7 +8,10 @@ worker can be recognised and dropped.
 Sockets (ipc:// in a private runtime directory):
 - worker.sock: the API binds a ROUTER, the NPU worker connects a DEALER whose identity is its epoch.
   API -> worker: GENERATE, EMBED, ABORT, PING, STATS_REQUEST.
-  worker -> API: HEARTBEAT (state and models), TOKEN*, FINAL, EMBEDDINGS, ERROR, PONG, STATS.
+  worker -> API: HEARTBEAT (state and models), ERROR (a request refused on arrival), PONG, STATS.
+- results.sock: the API binds a PULL, the worker's compute thread connects a PUSH and sends what it
+  computes straight from there: TOKEN*, FINAL, EMBEDDINGS, ERROR. No hop through another thread
+  on the per-token path; the DEALER above stays the worker's connection (death detection).
 - control.sock: the supervisor binds a ROUTER, each child connects a DEALER and sends STATUS.
 
 Fields per kind (every request and its answers carry `rid`):
@@ -96,6 +99,10 @@ def new_epoch() -> str:
 
 def worker_endpoint(runtime_dir: Path) -> str:
     return f"ipc://{runtime_dir / 'worker.sock'}"
+
+
+def results_endpoint(runtime_dir: Path) -> str:
+    return f"ipc://{runtime_dir / 'results.sock'}"
 
 
 def control_endpoint(runtime_dir: Path) -> str:
