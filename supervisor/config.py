@@ -344,4 +344,3 @@ def _resolve_paths(config: Config, base: Path) -> Config:
             config.clip, path=absolute(config.clip.path), cache_file=absolute(config.clip.cache_file)
         ),
     )
-
