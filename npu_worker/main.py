@@ -32,6 +32,9 @@ from supervisor.runtime import child_setup
 
 log = logging.getLogger("npu_worker")
 EXIT_FATAL = 3
+# Results queued for the API before new ones are dropped: at 2,000 tokens/s (the demo model) that is
+# 50 s of tokens, far past worker.heartbeat_timeout_s, after which a silent API's requests are aborted.
+RESULTS_HWM = 100_000
 FLUSH_S = 0.1
 
 
@@ -65,12 +68,13 @@ class WorkerProcess:
         if push is None:
             push = self.context.socket(zmq.PUSH)
             push.setsockopt(zmq.LINGER, 1000)
+            push.setsockopt(zmq.SNDHWM, RESULTS_HWM)
             push.connect(self.results_endpoint)
             self._emit_local.push = push
         try:
             push.send_multipart(protocol.encode(kind, self.epoch, fields, arrays), zmq.NOBLOCK, copy=False)
-        except zmq.Again:  # the API has read nothing for a long while: it is gone, and the heartbeat
-            self.results_dropped += 1  # check aborts its requests; compute must never block on it
+        except zmq.Again:  # RESULTS_HWM frames unread: the API is gone, and the heartbeat check
+            self.results_dropped += 1  # aborts its requests; compute must never block on it
             if self.results_dropped % 1000 == 1:
                 log_event(log, "results_dropped", logging.WARNING, dropped=self.results_dropped)
 
