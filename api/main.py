@@ -68,10 +68,12 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
                 "in_flight": services.in_flight,
                 "queued": view.queued,
                 "model": services.config.model.name,
+                "worker_ready": services.worker.ready,  # what /health/ready answers
             }
             with contextlib.suppress(zmq.Again):
                 await control.send_multipart(protocol.encode(Kind.STATUS, epoch, status), zmq.NOBLOCK)
-            await asyncio.sleep(interval_s if services.state != "starting" else 0.05)
+            settled = services.state != "starting" and services.worker.ready
+            await asyncio.sleep(interval_s if settled else 0.05)
     finally:
         control.close(linger=0)
 

@@ -25,7 +25,8 @@ Fields per kind (every request and its answers carry `rid`):
   text embeddings (len(texts), D), L2-normalised float32 - or one ERROR (code, message, param).
 - ABORT: the request is dropped from the queue or its generation stops at the next token.
 - HEARTBEAT: state, detail, backend, models, queued, in_flight, pid, model_load_seconds, details.
-- STATUS (to the supervisor): role, pid, state, detail, in_flight, queued, model.
+- STATUS (to the supervisor): role, pid, state, detail, in_flight, queued, model; from the API also
+  worker_ready (its own view of the worker, which /health/ready answers from).
 """
 
 from __future__ import annotations

@@ -296,7 +296,9 @@ class Supervisor:
         api, worker = self.children[API], self.children[WORKER]
         timeout = self.config.worker.heartbeat_timeout_s
         self.notifier.status(status_line(api, worker, now, timeout))
-        if not self.notifier.ready_sent and api.healthy and worker.healthy:
+        # Ready when the worker says so and the API has seen it too (/health/ready answers from its view).
+        serving = api.healthy and worker.healthy and bool(api.status.get("worker_ready"))
+        if not self.notifier.ready_sent and serving:
             self.notifier.ready()
             startup_s = round(now - self.started_at, 3)
             log_event(log, "ready", startup_s=startup_s, model=worker.status.get("model", ""))

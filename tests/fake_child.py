@@ -33,6 +33,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--silent-after", type=float, help="stop sending STATUS (staying alive) after this")
     parser.add_argument("--in-flight", type=int, default=0)
     parser.add_argument("--queued", type=int, default=0)
+    parser.add_argument("--sees-worker-after", type=float, default=0.0, help="API: worker_ready from then on")
     parser.add_argument("--events", required=True)
     parser.add_argument("--config-json", required=True)
     parser.add_argument("--runtime-dir", required=True)
@@ -97,7 +98,11 @@ def main() -> int:
     control.connect(protocol.control_endpoint(Path(args.runtime_dir)))
     epoch = protocol.new_epoch()
     started = time.monotonic()  # the state schedule runs from here, after the imports
-    sent_state, sent_at, silent = "", 0.0, False
+    sent_state, sent_sees, sent_at, silent = "", False, 0.0, False
+
+    def sees_worker(now: float) -> bool:
+        return now - started >= args.sees_worker_after
+
     while os.getppid() == parent:
         now = time.monotonic()
         if args.die_after is not None and now - started >= args.die_after:
@@ -111,7 +116,11 @@ def main() -> int:
             if not silent:
                 silent = True
                 record("silent")
-        elif state != sent_state or now - sent_at >= config.worker.heartbeat_interval_s:
+        elif (
+            state != sent_state
+            or sees_worker(now) != sent_sees
+            or now - sent_at >= config.worker.heartbeat_interval_s
+        ):
             fields = {
                 "role": args.role,
                 "pid": os.getpid(),
@@ -120,11 +129,12 @@ def main() -> int:
                 "in_flight": args.in_flight,
                 "queued": args.queued,
                 "model": args.model,
+                "worker_ready": sees_worker(now),
             }
             if state != sent_state:
                 record(f"state-{state}")  # before sending: the supervisor may act on it at once
             control.send_multipart(protocol.encode(protocol.Kind.STATUS, epoch, fields))
-            sent_state, sent_at = state, now
+            sent_state, sent_sees, sent_at = state, sees_worker(now), now
         time.sleep(0.02)
     return 0
 

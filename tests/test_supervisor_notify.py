@@ -88,3 +88,20 @@ def test_notify_sequence_from_start_to_silence_to_stop(tmp_path: Path) -> None:
         "STATUS=stopping (SIGTERM received): waiting for api",
         "STATUS=stopping (SIGTERM received): waiting for worker",
     ]
+
+
+def test_ready_waits_until_the_api_has_seen_the_worker_ready(tmp_path: Path) -> None:
+    """/health/ready answers from the API's view of the worker: READY=1 must not come before it."""
+    with (
+        NotifyListener(tmp_path / "notify.sock") as notify,
+        RunningSupervisor(
+            tmp_path, api="--sees-worker-after 1.5", NOTIFY_SOCKET=str(notify.path)
+        ) as supervisor,
+    ):
+        supervisor.wait_until(lambda: notify.times("READY=1"), timeout_s=30)
+        supervisor.signal(signal.SIGTERM)
+        assert supervisor.wait() == 0
+    (ready_at,) = notify.times("READY=1")
+    (worker_ready,) = supervisor.events("worker", "state-ready")
+    (api_started,) = supervisor.events("api", "start")
+    assert ready_at >= api_started.at + 1.5 > worker_ready.at
