@@ -165,6 +165,7 @@ class Engine:
         self._generations: collections.deque[GenerateJob] = collections.deque()
         self._clip_jobs: list[EmbedJob] = []
         self._clip_batch_ended = -math.inf
+        self._last_batch_images = 0
         self._jobs: dict[str, GenerateJob | EmbedJob] = {}
         self._active: _Generation | None = None
         self._wake = threading.Condition()
@@ -272,6 +273,7 @@ class Engine:
                 clip_text_only=any(not job.images for job in self._clip_jobs),
                 clip_oldest_wait_s=now - oldest,
                 encoder_idle_s=now - self._clip_batch_ended,
+                last_batch_images=self._last_batch_images,
                 generating=self._active is not None,
                 generations_queued=len(self._generations),
             )
@@ -318,6 +320,7 @@ class Engine:
                 self._answer_clip((job, BackendError(f"the backend failed: {exc!r}")))
         finally:
             self._clip_batch_ended = time.monotonic()
+            self._last_batch_images = sum(len(job.images) for job in batch) or self._last_batch_images
 
     def _answer_clip(self, outcome: EmbedResult | tuple[EmbedJob, BackendError]) -> str:
         """Send one job's embeddings or error; returns its request id."""

@@ -10,8 +10,9 @@ def state(
     generating: bool = False,
     queued: int = 0,
     encoder_idle: float = float("inf"),
+    last_batch: int = 8,
 ) -> WorkState:
-    return WorkState(images, text_only, waited, encoder_idle, generating, queued)
+    return WorkState(images, text_only, waited, encoder_idle, last_batch, generating, queued)
 
 
 def test_idle_when_nothing_waits() -> None:
@@ -39,6 +40,14 @@ def test_a_partial_batch_waits_after_the_encoder_frees_even_if_it_waited_during_
 def test_a_lone_request_after_a_long_idle_waits_only_its_own_window() -> None:
     decision = next_step(state(images=1, waited=0.001, encoder_idle=9.0), 8, 0.005)
     assert decision.action == "wait" and abs(decision.wait_s - 0.004) < 1e-9
+
+
+def test_a_lone_image_after_a_lone_batch_runs_at_once() -> None:
+    """One client alone pays no wait; as soon as a batch had company, lone images wait again."""
+    assert next_step(state(images=1, waited=0.0, encoder_idle=0.002, last_batch=1), 8, 0.005).action == "clip"
+    assert next_step(state(images=1, waited=0.0, last_batch=0), 8, 0.005).action == "clip"  # the first
+    assert next_step(state(images=1, waited=0.0, encoder_idle=0.002, last_batch=2), 8, 0.005).action == "wait"
+    assert next_step(state(images=2, waited=0.0, encoder_idle=0.002, last_batch=1), 8, 0.005).action == "wait"
 
 
 def test_batching_off_runs_every_image_at_once() -> None:
