@@ -28,6 +28,7 @@ from api.chat_request import ImageRef
 from api.clip_request import (
     ClassifyRequest,
     EmbeddingsRequest,
+    MatchRequest,
     Region,
     check_regions,
     parse_classify_request,
@@ -123,6 +124,17 @@ def _milliseconds(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
+async def _embed_request(
+    services: Services, req: EmbeddingsRequest | MatchRequest
+) -> tuple[ModelInfo, Embedded]:
+    """The request's CLIP model, and its images and texts embedded (ensembled when it asks)."""
+    model = resolve_model(services, req.model, "clip")
+    images = await _load(services, model, req.images)
+    templates = services.config.clip.templates if req.ensemble else ()
+    with services.serving():
+        return model, await _embed(services, model, images, req.texts, templates)
+
+
 # --- /v1/classify ----------------------------------------------------------------------------------
 
 
@@ -198,11 +210,7 @@ def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
 async def _embeddings(request: Request, parse: Callable[[Any, ClipConfig], EmbeddingsRequest]) -> Response:
     services, body = await _body(request)
     req = parse(body, services.config.clip)
-    model = resolve_model(services, req.model, "clip")
-    images = await _load(services, model, req.images)
-    templates = services.config.clip.templates if req.ensemble else ()
-    with services.serving():
-        embedded = await _embed(services, model, images, req.texts, templates)
+    model, embedded = await _embed_request(services, req)
     pending = {"image": iter(embedded.images), "text": iter(embedded.texts)}
     vectors = [next(pending["image" if isinstance(item, ImageRef) else "text"]) for item in req.inputs]
     data = [
@@ -243,11 +251,7 @@ def _rounded(matrix: np.ndarray) -> list[list[float]]:
 async def match(request: Request) -> Response:
     services, body = await _body(request)
     req = parse_match_request(body, services.config.clip)
-    model = resolve_model(services, req.model, "clip")
-    images = await _load(services, model, req.images)
-    templates = services.config.clip.templates if req.ensemble else ()
-    with services.serving():
-        embedded = await _embed(services, model, images, req.texts, templates)
+    model, embedded = await _embed_request(services, req)
     cosines = similarity(embedded.images, embedded.texts)
     answer: dict[str, Any] = {"object": "match", "model": model.id, "similarity": _rounded(cosines)}
     if req.probabilities:
