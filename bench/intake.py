@@ -59,23 +59,22 @@ def photo_like_jpeg(width: int, height: int, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def qwen2vl_ready(max_pixels: int) -> tuple[int, int, Callable[[np.ndarray], np.ndarray]]:
-    """Qwen2-VL's resize: to smart_resize's size for the original photo, bicubic."""
-    height, width = smart_resize(HEIGHT, WIDTH, ImageProcessorConfig(max_pixels=max_pixels))
-
+def bicubic_to(height: int, width: int) -> Callable[[np.ndarray], np.ndarray]:
     def resize(decoded: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(decoded).resize((width, height), Image.Resampling.BICUBIC))
 
-    return max_pixels, 0, resize
+    return resize
+
+
+def qwen2vl_ready(max_pixels: int) -> tuple[int, int, Callable[[np.ndarray], np.ndarray]]:
+    """Qwen2-VL's resize: to smart_resize's size for the original photo, bicubic."""
+    height, width = smart_resize(HEIGHT, WIDTH, ImageProcessorConfig(max_pixels=max_pixels))
+    return max_pixels, 0, bicubic_to(height, width)
 
 
 def frame_ready(height: int, width: int) -> tuple[int, int, Callable[[np.ndarray], np.ndarray]]:
     """The Hailo VLM's resize: squashed to its fixed frame, bicubic (`npu_worker/hailo/vlm.py`)."""
-
-    def resize(decoded: np.ndarray) -> np.ndarray:
-        return np.asarray(Image.fromarray(decoded).resize((width, height), Image.Resampling.BICUBIC))
-
-    return height * width, 0, resize
+    return height * width, 0, bicubic_to(height, width)
 
 
 def clip_ready(side: int) -> tuple[int, int, Callable[[np.ndarray], np.ndarray]]:
