@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -51,6 +52,8 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
     control.connect(protocol.control_endpoint(runtime_dir))
     epoch = protocol.new_epoch()
     parent = os.getppid()
+    sent: tuple[str, bool] | None = None
+    sent_at = 0.0
     try:
         while True:
             if os.getppid() != parent and not server.should_exit:
@@ -70,8 +73,12 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
                 "model": services.config.model.name,
                 "worker_ready": services.worker.ready,  # what /health/ready answers
             }
-            with contextlib.suppress(zmq.Again):
-                await control.send_multipart(protocol.encode(Kind.STATUS, epoch, status), zmq.NOBLOCK)
+            now = time.monotonic()
+            # On every change at once (READY=1 waits for worker_ready), else once per interval.
+            if (services.state, services.worker.ready) != sent or now - sent_at >= interval_s:
+                with contextlib.suppress(zmq.Again):
+                    await control.send_multipart(protocol.encode(Kind.STATUS, epoch, status), zmq.NOBLOCK)
+                sent, sent_at = (services.state, services.worker.ready), now
             settled = services.state != "starting" and services.worker.ready
             await asyncio.sleep(interval_s if settled else 0.05)
     finally:
