@@ -22,8 +22,8 @@ from api.routes_clip import classify, embeddings, image_embeddings, match, text_
 from api.routes_info import get_model, health, list_models, metrics, ready
 from api.services import Services
 from api.worker_client import WorkerClient
-from supervisor.config import Config
-from supervisor.logs import log_event
+from npu_worker.config import Config
+from npu_worker.logs import log_event
 
 log = logging.getLogger("api")
 OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz"})

@@ -12,7 +12,7 @@ from typing import Any
 
 from api.errors import APIError
 from npu_worker.backend import Role, SamplingParams
-from supervisor.config import InferenceConfig
+from npu_worker.config import InferenceConfig
 
 ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 MAX_STOP_SEQUENCES = 4

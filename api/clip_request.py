@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from api.chat_request import ImageRef
 from api.errors import APIError
-from supervisor.config import ClipConfig
+from npu_worker.config import ClipConfig
 
 Region = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 EncodingFormat = Literal["float", "base64"]

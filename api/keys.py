@@ -6,7 +6,7 @@ import hmac
 from collections.abc import Iterable
 from pathlib import Path
 
-from supervisor.config import ConfigError
+from npu_worker.config import ConfigError
 
 
 def load_api_keys(inline: Iterable[str], key_file: str) -> frozenset[str]:

@@ -24,10 +24,10 @@ from api.app import create_app
 from api.services import Services
 from api.worker_client import WorkerClient
 from npu_worker import protocol
+from npu_worker.child import child_setup
+from npu_worker.config import Config, ConfigError
+from npu_worker.logs import log_event
 from npu_worker.protocol import Kind
-from supervisor.config import Config, ConfigError
-from supervisor.logs import log_event
-from supervisor.runtime import child_setup
 
 log = logging.getLogger("api")
 

@@ -43,8 +43,8 @@ from api.image_loading import load_images
 from api.routes_info import resolve_model
 from api.services import Services, services_of
 from npu_worker.backend import ModelInfo
+from npu_worker.config import ClipConfig
 from npu_worker.protocol import Kind
-from supervisor.config import ClipConfig
 
 # Images are decoded (and region crops reduced) to keep this many times the encoder's input side.
 CROP_SLACK = 2

@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from api.metrics import Metrics
 from api.worker_client import WorkerClient
-from supervisor.config import Config
+from npu_worker.config import Config
 
 
 @dataclass

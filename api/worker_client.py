@@ -30,8 +30,8 @@ from zmq.utils.monitor import parse_monitor_message
 from api.errors import APIError
 from npu_worker import protocol
 from npu_worker.backend import ModelInfo
+from npu_worker.logs import log_event
 from npu_worker.protocol import ERROR_STATUS, Envelope, Kind, WorkerState
-from supervisor.logs import log_event
 
 log = logging.getLogger("api.worker")
 NPU_BUSY_RETRY_S = 5.0  # how often the worker retries loading while another process holds the NPU

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from npu_worker.backend import UnknownModelError
+from npu_worker.config import Config
 from npu_worker.cpu.onnx_backend import OnnxBackend
-from supervisor.config import Config
 
 BATCH_1_S = 0.016
 BATCH_8_S = 0.051

@@ -8,8 +8,8 @@ import os
 from collections.abc import Callable
 
 from npu_worker.backend import Backend, ModelLoadError
+from npu_worker.config import Config
 from npu_worker.hailo.holders import device_nodes
-from supervisor.config import Config
 
 FACTORY_ENV = "HAILO_VISION_BACKEND_FACTORY"
 

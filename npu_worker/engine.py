@@ -34,10 +34,10 @@ from npu_worker.backend import (
 )
 from npu_worker.batching import WorkState, next_step
 from npu_worker.clip_work import ClipWork, EmbedJob, EmbedResult, take_batch
+from npu_worker.config import ClipConfig
+from npu_worker.logs import log_event
 from npu_worker.protocol import Kind, WorkerState
 from npu_worker.text_cache import TextEmbeddingCache
-from supervisor.config import ClipConfig
-from supervisor.logs import log_event
 
 log = logging.getLogger("npu_worker.engine")
 

@@ -23,12 +23,12 @@ import zmq
 
 from npu_worker import protocol
 from npu_worker.backends import create_backend
+from npu_worker.child import child_setup
 from npu_worker.clip_work import EmbedJob
+from npu_worker.config import Config
 from npu_worker.engine import Engine, GenerateJob
+from npu_worker.logs import log_event
 from npu_worker.protocol import Kind, ProtocolError, WorkerState
-from supervisor.config import Config
-from supervisor.logs import log_event
-from supervisor.runtime import child_setup
 
 log = logging.getLogger("npu_worker")
 EXIT_FATAL = 3

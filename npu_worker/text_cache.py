@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from supervisor.logs import log_event
+from npu_worker.logs import log_event
 
 log = logging.getLogger("npu_worker.text_cache")
 

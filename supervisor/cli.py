@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import zmq
 
-from supervisor.config import ConfigError, load_config
-from supervisor.logs import setup_logging
+from npu_worker.config import ConfigError, load_config
+from npu_worker.logs import setup_logging
 from supervisor.runtime import RuntimeDirError
 from supervisor.supervise import Supervisor
 

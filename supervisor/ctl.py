@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from supervisor.config import ConfigError, load_config
+from npu_worker.config import ConfigError, load_config
 
 TIMEOUT_S = 5.0
 _METRICS = (

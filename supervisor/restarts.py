@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from supervisor.config import SupervisorConfig
+from npu_worker.config import SupervisorConfig
 
 _MAX_DOUBLINGS = 30  # keeps 2**n finite; the cap applies long before
 

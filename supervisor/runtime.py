@@ -8,7 +8,6 @@ taking over the sockets of a running one in the same directory.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import os
@@ -18,8 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from supervisor.config import Config
-from supervisor.logs import setup_logging
+from npu_worker.config import Config
 
 CONFIG_FILE = "config.json"
 LOCK_FILE = "supervisor.lock"
@@ -102,15 +100,3 @@ class RuntimeDir:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
-
-
-def child_setup(role: str, description: str | None, argv: list[str] | None) -> tuple[Config, Path]:
-    """A child's command line (as the supervisor starts it): its resolved config and runtime directory,
-    with logging set up for `role`."""
-    parser = argparse.ArgumentParser(prog=f"hailo-vision-{role}", description=description)
-    parser.add_argument("--config-json", required=True, help="resolved config written by the supervisor")
-    parser.add_argument("--runtime-dir", required=True, help="private directory of the ipc sockets")
-    args = parser.parse_args(argv)
-    config = Config.from_json(Path(args.config_json).read_text(encoding="utf-8"))
-    setup_logging(role, config.logging.format, config.logging.level)
-    return config, Path(args.runtime_dir)

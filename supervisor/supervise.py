@@ -33,9 +33,9 @@ from typing import Any
 import zmq
 
 from npu_worker import protocol
+from npu_worker.config import Config
+from npu_worker.logs import log_event
 from supervisor.children import API, WORKER, Child, describe_exit, exit_fields
-from supervisor.config import Config
-from supervisor.logs import log_event
 from supervisor.notify import Notifier
 from supervisor.restarts import RestartPolicy, RestartTracker
 from supervisor.runtime import RuntimeDir

@@ -78,7 +78,7 @@ def main() -> int:
     import zmq
 
     from npu_worker import protocol
-    from supervisor.config import Config
+    from npu_worker.config import Config
 
     config = Config.from_json(Path(args.config_json).read_text(encoding="utf-8"))
     steps = schedule(args.states or DEFAULT_STATES[args.role])

@@ -11,8 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from supervisor.config import load_config
-from supervisor.logs import setup_logging
+from npu_worker.config import load_config
+from npu_worker.logs import setup_logging
 from supervisor.supervise import Supervisor
 
 FAKE_CHILD = Path(__file__).resolve().parent / "fake_child.py"

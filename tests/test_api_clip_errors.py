@@ -9,7 +9,7 @@ import pytest
 from clip_testkit import red_circle
 from service import Service
 
-from supervisor.config import ClipConfig
+from npu_worker.config import ClipConfig
 
 LIMITS = ClipConfig()  # the service fixture runs with the default limits
 IMAGE = red_circle()

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from supervisor import config as cfg
-from supervisor.config import Config, ConfigError, load_config
+from npu_worker.config import Config, ConfigError, load_config
+from npu_worker import config as cfg
 
 
 def write(path: Path, data: object) -> Path:

@@ -28,10 +28,10 @@ from npu_worker.backend import (
     SamplingParams,
     TextPart,
 )
+from npu_worker.config import ClipConfig, Config, HailoConfig, ModelConfig, ResourcesConfig
 from npu_worker.cpu.clip_runner import ClipRunner
 from npu_worker.hailo.backend import HailoBackend
 from npu_worker.hailo.features import detect_features
-from supervisor.config import ClipConfig, Config, HailoConfig, ModelConfig, ResourcesConfig
 
 if TYPE_CHECKING:
     from hailo_double.fixtures import HailoEnv

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from supervisor_testkit import base_environment
 
-from supervisor.config import Config
+from npu_worker.config import Config
 from supervisor.runtime import RuntimeDir, RuntimeDirError
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import zmq
 
 from npu_worker import protocol
+from npu_worker.config import load_config
 from npu_worker.main import WorkerProcess
 from npu_worker.protocol import Kind
-from supervisor.config import load_config
 
 
 def test_a_burst_of_tokens_the_api_reads_late_arrives_whole(tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ from npu_worker.backend import (
     SamplingParams,
     UnknownModelError,
 )
+from npu_worker.config import Config
 from npu_worker.cpu.clip_runner import ClipRunner
 from npu_worker.cpu.qwen2vl_runner import Qwen2VLRunner
 from npu_worker.warmup import warm_up
-from supervisor.config import Config
 
 
 class OnnxBackend:

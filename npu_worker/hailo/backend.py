@@ -23,15 +23,15 @@ from npu_worker.backend import (
     SamplingParams,
     UnknownModelError,
 )
+from npu_worker.config import Config
 from npu_worker.cpu.clip_runner import CAPABILITIES as CLIP_CAPABILITIES
 from npu_worker.cpu.clip_runner import ClipRunner
 from npu_worker.hailo.clip import HailoClipImageEncoder
 from npu_worker.hailo.device import HailoModules, import_hailo, open_vdevice
 from npu_worker.hailo.features import HailoFeatures, detect_features
 from npu_worker.hailo.vlm import BACKEND_NAME, HailoVLM
+from npu_worker.logs import log_event
 from npu_worker.warmup import warm_up
-from supervisor.config import Config
-from supervisor.logs import log_event
 
 log = logging.getLogger("npu_worker.hailo")
 

@@ -32,11 +32,11 @@ from npu_worker.backend import (
     Token,
 )
 from npu_worker.chat_template import ChatTemplate, template_messages, validate_messages
+from npu_worker.config import HailoConfig
 from npu_worker.hailo.device import HailoModules, load_errors, work_errors
 from npu_worker.hailo.features import HailoFeatures
 from npu_worker.hailo.sampling import check_supported, generate_kwargs
 from npu_worker.stop_strings import StopStringFilter
-from supervisor.config import HailoConfig
 
 log = logging.getLogger(__name__)
 
