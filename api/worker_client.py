@@ -17,12 +17,11 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
@@ -31,38 +30,81 @@ from api.errors import APIError
 from npu_worker import protocol
 from npu_worker.backend import ModelInfo
 from npu_worker.logs import log_event
-from npu_worker.protocol import ERROR_STATUS, Envelope, Kind, WorkerState
+from npu_worker.protocol import (
+    ERROR_STATUS,
+    Abort,
+    Embed,
+    Embeddings,
+    Error,
+    Final,
+    Generate,
+    Heartbeat,
+    Ping,
+    Placement,
+    Pong,
+    Stats,
+    StatsRequest,
+    Token,
+    Wire,
+    WorkerState,
+)
 
 log = logging.getLogger("api.worker")
 NPU_BUSY_RETRY_S = 5.0  # how often the worker retries loading while another process holds the NPU
 
 
+Result = Token | Final | Embeddings  # what a request's stream yields; an Error frame raises instead
+
+
 @dataclass
 class _Stream:
     epoch: str
-    queue: asyncio.Queue[Envelope | APIError] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Result | Error | APIError] = field(default_factory=asyncio.Queue)
 
 
 @dataclass
 class WorkerView:
-    """What the API knows of the current worker, from its heartbeats."""
+    """What the API knows of the current worker, from its heartbeats (`beat` is None before the
+    first heartbeat of the current worker)."""
 
     epoch: str | None = None
-    state: str = "unavailable"
     detail: str = "waiting for the NPU worker to start"
-    backend: str = ""
-    models: list[ModelInfo] = field(default_factory=list)
-    queued: int = 0
-    model_load_seconds: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
+    beat: Heartbeat | None = None
     last_seen: float = 0.0
 
+    @property
+    def state(self) -> WorkerState | None:
+        return self.beat.state if self.beat is not None else None
 
-def error_from_frame(fields: dict[str, Any]) -> APIError:
-    code = str(fields.get("code", "internal_error"))
-    status = ERROR_STATUS.get(code, 500)
+    @property
+    def models(self) -> tuple[ModelInfo, ...]:
+        return self.beat.models if self.beat is not None else ()
+
+    @property
+    def queued(self) -> int:
+        return self.beat.queued if self.beat is not None else 0
+
+    @property
+    def backend(self) -> str:
+        return self.beat.backend if self.beat is not None else ""
+
+    @property
+    def model_load_seconds(self) -> float:
+        return self.beat.model_load_seconds if self.beat is not None else 0.0
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self.beat.details if self.beat is not None else {}
+
+    @property
+    def clip_placement(self) -> Placement:
+        return self.beat.clip_placement if self.beat is not None else Placement.NONE
+
+
+def error_from_frame(error: Error) -> APIError:
+    status = ERROR_STATUS.get(error.code, 500)
     retry = 2.0 if status == 503 else None
-    return APIError(status, str(fields.get("message", code)), code, fields.get("param"), retry)
+    return APIError(status, error.message, error.code, error.param, retry)
 
 
 class WorkerClient:
@@ -79,7 +121,7 @@ class WorkerClient:
         self.outstanding = 0  # requests sent and not finished (queued + running)
         self._epochs_seen = 0
         self._streams: dict[str, _Stream] = {}
-        self._stats_waiters: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._stats_waiters: dict[int, asyncio.Future[Stats]] = {}
         self._seq = itertools.count(1)
         self._service_times: collections.deque[float] = collections.deque(maxlen=20)
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,12 +204,11 @@ class WorkerClient:
             )
         return self.view.epoch
 
-    async def request(
-        self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]
-    ) -> AsyncGenerator[Envelope, None]:
-        """Send one request and yield its frames until FINAL/EMBEDDINGS; an ERROR frame raises APIError.
+    async def request(self, make: Callable[[str], Generate | Embed]) -> AsyncGenerator[Result, None]:
+        """Send one request (built by `make` from its request id) and yield its results until Final or
+        Embeddings; an Error frame raises APIError.
 
-        Leaving the iteration early (client gone) sends ABORT so the worker drops or stops the work.
+        Leaving the iteration early (client gone) sends Abort so the worker drops or stops the work.
         """
         epoch = self._admit()
         rid = uuid.uuid4().hex
@@ -177,16 +218,16 @@ class WorkerClient:
         started = time.monotonic()
         finished = False
         try:
-            await self._send(epoch, kind, {**fields, "rid": rid}, arrays)
+            await self._send(epoch, make(rid))
             while True:
                 item = await stream.queue.get()
                 if isinstance(item, APIError):
                     finished = True
                     raise item
-                if item.kind == Kind.ERROR:
+                if isinstance(item, Error):
                     finished = True
-                    raise error_from_frame(item.fields)
-                finished = item.kind in (Kind.FINAL, Kind.EMBEDDINGS)
+                    raise error_from_frame(item)
+                finished = not isinstance(item, Token)
                 yield item
                 if finished:
                     self._service_times.append(time.monotonic() - started)
@@ -196,26 +237,48 @@ class WorkerClient:
             self._streams.pop(rid, None)
             if not finished and self.view.epoch == epoch:
                 with contextlib.suppress(zmq.ZMQError):
-                    await self._send(epoch, Kind.ABORT, {"rid": rid}, [])
+                    await self._send(epoch, Abort(rid))
 
-    async def stats(self, timeout_s: float = 1.0) -> dict[str, Any] | None:
+    async def generate(self, make: Callable[[str], Generate]) -> AsyncGenerator[Token | Final, None]:
+        """A generation's tokens, then its Final."""
+        async for item in self.request(make):
+            if isinstance(item, Embeddings):
+                raise APIError(500, "the worker answered a generation with embeddings", "protocol_error")
+            yield item
+
+    async def embed(self, make: Callable[[str], Embed], timeout_s: float) -> Embeddings:
+        """CLIP work's embeddings, within `timeout_s` (else 504)."""
+        frames = self.request(make)
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await anext(frames)
+        except TimeoutError:
+            raise APIError(504, f"the embeddings did not arrive within {timeout_s:g} s", "timeout") from None
+        finally:
+            with contextlib.suppress(APIError):
+                await frames.aclose()
+        if not isinstance(answer, Embeddings):
+            raise APIError(500, f"the worker answered CLIP work with {answer!r}", "protocol_error")
+        return answer
+
+    async def stats(self, timeout_s: float = 1.0) -> Stats | None:
         """The worker's counters, or None when it does not answer in time."""
         epoch = self.view.epoch
         if epoch is None:
             return None
         seq = next(self._seq)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Stats] = asyncio.get_running_loop().create_future()
         self._stats_waiters[seq] = future
         try:
-            await self._send(epoch, Kind.STATS_REQUEST, {"seq": seq}, [])
+            await self._send(epoch, StatsRequest(seq))
             return await asyncio.wait_for(future, timeout_s)
         except (TimeoutError, zmq.ZMQError):
             return None
         finally:
             self._stats_waiters.pop(seq, None)
 
-    async def _send(self, epoch: str, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
-        frames = protocol.encode(kind, "api", fields, arrays)
+    async def _send(self, epoch: str, message: Wire) -> None:
+        frames = protocol.encode(message, "api")
         try:
             await self._socket.send_multipart([epoch.encode(), *frames], copy=False)
         except zmq.ZMQError as exc:  # EHOSTUNREACH: that worker is gone
@@ -235,47 +298,38 @@ class WorkerClient:
 
     def _dispatch(self, frames: list[zmq.Frame]) -> None:
         try:
-            message = protocol.decode(frames)
+            envelope = protocol.decode(frames)
         except protocol.ProtocolError as exc:
             log_event(log, "protocol_error", logging.WARNING, error=str(exc))
             return
-        if message.kind == Kind.HEARTBEAT:
-            self._on_heartbeat(message)
+        message = envelope.message
+        if isinstance(message, Heartbeat):
+            self._on_heartbeat(envelope.epoch, message)
             return
-        if message.epoch != self.view.epoch:
+        if envelope.epoch != self.view.epoch:
             return  # a frame from a dead or not-yet-adopted worker
-        if message.kind == Kind.STATS:
-            waiter = self._stats_waiters.get(int(message.fields.get("seq", -1)))
-            if waiter is not None and not waiter.done():
-                waiter.set_result(message.fields)
-            return
-        if message.kind == Kind.PONG:
-            return
-        stream = self._streams.get(str(message.fields.get("rid")))
-        if stream is not None and stream.epoch == message.epoch:
-            stream.queue.put_nowait(message)
+        match message:
+            case Stats(seq=seq):
+                waiter = self._stats_waiters.get(seq)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+            case Token() | Final() | Embeddings() | Error():
+                stream = self._streams.get(message.rid)
+                if stream is not None and stream.epoch == envelope.epoch:
+                    stream.queue.put_nowait(message)
+            case Pong():
+                pass
+            case _:
+                log_event(log, "unexpected_message", logging.WARNING, kind=message.KIND.value)
 
-    def _on_heartbeat(self, message: Envelope) -> None:
-        fields = message.fields
-        if message.epoch != self.view.epoch:
+    def _on_heartbeat(self, epoch: str, beat: Heartbeat) -> None:
+        if epoch != self.view.epoch:
             if self.view.epoch is not None:
                 self._worker_lost("replaced by a new worker")
             self._epochs_seen += 1
             self.restarts = max(0, self._epochs_seen - 1)
-            log_event(
-                log, "worker_adopted", epoch=message.epoch, pid=fields.get("pid"), state=fields.get("state")
-            )
-        self.view = WorkerView(
-            epoch=message.epoch,
-            state=str(fields.get("state", "loading")),
-            detail=str(fields.get("detail", "")),
-            backend=str(fields.get("backend", "")),
-            models=[protocol.model_info_from_wire(m) for m in fields.get("models", [])],
-            queued=int(fields.get("queued", 0)),
-            model_load_seconds=float(fields.get("model_load_seconds", 0.0)),
-            details=dict(fields.get("details") or {}),
-            last_seen=time.monotonic(),
-        )
+            log_event(log, "worker_adopted", epoch=epoch, pid=beat.pid, state=beat.state)
+        self.view = WorkerView(epoch=epoch, detail=beat.detail, beat=beat, last_seen=time.monotonic())
 
     async def _watch_disconnects(self, monitor: zmq.asyncio.Socket) -> None:
         try:
@@ -297,4 +351,4 @@ class WorkerClient:
                 self._worker_lost(f"no heartbeat for {self.heartbeat_timeout_s:g} s")
                 continue
             with contextlib.suppress(APIError, zmq.ZMQError):
-                await self._send(epoch, Kind.PING, {"seq": 0}, [])
+                await self._send(epoch, Ping(0))

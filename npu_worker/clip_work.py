@@ -9,11 +9,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from npu_worker.backend import Backend, BackendError
+from npu_worker.protocol import Embed, Embeddings
 from npu_worker.text_cache import TextEmbeddingCache
 
 log = logging.getLogger("npu_worker.clip_work")
@@ -40,12 +40,15 @@ class EmbedJob:
     cancelled: threading.Event = field(default_factory=threading.Event)
     prompts: Prompts | BackendError | None = None  # set by ClipWork.prepare (compute thread only)
 
+    @classmethod
+    def from_message(cls, message: Embed) -> EmbedJob:
+        return cls(message.rid, message.model, list(message.images), list(message.texts), message.templates)
+
 
 @dataclass
 class EmbedResult:
     job: EmbedJob
-    fields: dict[str, Any]
-    arrays: list[np.ndarray]
+    answer: Embeddings
 
 
 def take_batch(queue: list[EmbedJob], max_batch: int) -> list[EmbedJob]:
@@ -161,14 +164,16 @@ class ClipWork:
             for job, prompts in ready:
                 mine = images[offset : offset + len(job.images)]
                 offset += len(job.images)
-                fields = {
-                    "rid": job.rid,
-                    "model": model,
-                    "logit_scale": scale,
-                    "text_tokens": prompts.tokens,
-                    "cache_hits": prompts.cache_hits,
-                    "batch_images": len(images),
-                    "queue_wait_s": started - job.received,
-                    "compute_s": time.monotonic() - started,
-                }
-                yield EmbedResult(job, fields, [mine, prompts.embeddings])
+                answer = Embeddings(
+                    rid=job.rid,
+                    model=model,
+                    logit_scale=scale,
+                    text_tokens=prompts.tokens,
+                    cache_hits=prompts.cache_hits,
+                    batch_images=len(images),
+                    queue_wait_s=started - job.received,
+                    compute_s=time.monotonic() - started,
+                    image_embeddings=mine,
+                    text_embeddings=prompts.embeddings,
+                )
+                yield EmbedResult(job, answer)

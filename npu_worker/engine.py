@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from npu_worker.backend import (
     Backend,
     BackendError,
@@ -36,12 +34,12 @@ from npu_worker.batching import WorkState, next_step
 from npu_worker.clip_work import ClipWork, EmbedJob, EmbedResult, take_batch
 from npu_worker.config import ClipConfig
 from npu_worker.logs import log_event
-from npu_worker.protocol import Kind, WorkerState
+from npu_worker.protocol import Error, Final, Generate, Placement, Stats, Token, Wire, WorkerState
 from npu_worker.text_cache import TextEmbeddingCache
 
 log = logging.getLogger("npu_worker.engine")
 
-Emit = Callable[[Kind, dict[str, Any], list[np.ndarray]], None]
+Emit = Callable[[Wire], None]
 NPU_BUSY_RETRY_S = 5.0
 CACHE_SAVE_INTERVAL_S = 30.0
 
@@ -56,6 +54,17 @@ class GenerateJob:
     stream: bool = True  # False: the text comes whole in FINAL, no TOKEN frames
     received: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def from_message(cls, message: Generate) -> GenerateJob:
+        return cls(
+            message.rid,
+            message.model,
+            list(message.messages),
+            message.params,
+            message.timeout_s,
+            message.stream,
+        )
 
 
 @dataclass
@@ -101,12 +110,12 @@ class _Generation:
             event = next(self.events)
             if isinstance(event, Finish):
                 engine.figures.requests_finished += 1
-                engine.emit(Kind.FINAL, self._final(event), [])
+                engine.emit(self._final(event))
                 return self.close()
             engine.figures.tokens_generated += 1
             self.first_token_at = self.first_token_at or time.monotonic()
             if event.text and job.stream:
-                engine.emit(Kind.TOKEN, {"rid": job.rid, "text": event.text, "id": event.token_id}, [])
+                engine.emit(Token(job.rid, event.text, event.token_id))
             elif event.text:
                 self.text.append(event.text)
             if time.monotonic() > self.deadline:
@@ -125,18 +134,18 @@ class _Generation:
             engine.fail(job.rid, "internal_error", f"the backend failed: {exc!r}")
         return self.close()
 
-    def _final(self, event: Finish) -> dict[str, Any]:
+    def _final(self, event: Finish) -> Final:
         now = time.monotonic()
-        return {
-            "rid": self.job.rid,
-            "text": "".join(self.text),
-            "reason": event.reason,
-            "prompt_tokens": event.prompt_tokens,
-            "completion_tokens": event.completion_tokens,
-            "queue_wait_s": self.started - self.job.received,
-            "ttft_s": (self.first_token_at or now) - self.started,
-            "compute_s": now - self.started,
-        }
+        return Final(
+            rid=self.job.rid,
+            text="".join(self.text),
+            reason=event.reason,
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            queue_wait_s=self.started - self.job.received,
+            ttft_s=(self.first_token_at or now) - self.started,
+            compute_s=now - self.started,
+        )
 
     def close(self) -> bool:
         if self.events is not None and hasattr(self.events, "close"):
@@ -171,6 +180,7 @@ class Engine:
         self._wake = threading.Condition()
         self._stopping = False
         self._last_save = time.monotonic()
+        self._retry_at = 0.0
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
 
     # --- called from the socket thread -------------------------------------------------------------
@@ -225,17 +235,38 @@ class Engine:
 
     def fail(self, rid: str, code: str, message: str, param: str | None = None) -> None:
         self.figures.requests_failed += 1
-        self.emit(Kind.ERROR, {"rid": rid, "code": code, "message": message, "param": param}, [])
+        self.emit(Error(rid, code, message, param))
 
-    def cache_figures(self) -> dict[str, Any]:
-        return {
-            "text_cache_hits": self.cache.hits,
-            "text_cache_misses": self.cache.misses,
-            "text_cache_entries": len(self.cache),
-            "text_cache_bytes": self.cache.bytes,
-            "clip_encoder_runs": self.clip.encoder_runs,
-            "clip_images_encoded": self.clip.images_encoded,
-        }
+    def stats(self, seq: int) -> Stats:
+        figures = self.figures
+        return Stats(
+            seq=seq,
+            model_load_seconds=figures.model_load_seconds,
+            tokens_generated=figures.tokens_generated,
+            requests_finished=figures.requests_finished,
+            requests_failed=figures.requests_failed,
+            requests_cancelled=figures.requests_cancelled,
+            queued=self.queued(),
+            text_cache_hits=self.cache.hits,
+            text_cache_misses=self.cache.misses,
+            text_cache_entries=len(self.cache),
+            text_cache_bytes=self.cache.bytes,
+            clip_encoder_runs=self.clip.encoder_runs,
+            clip_images_encoded=self.clip.images_encoded,
+        )
+
+    @property
+    def clip_placement(self) -> Placement:
+        clip = self._clip_model()
+        if clip is None:
+            return Placement.NONE
+        return Placement.NPU if clip.backend == "hailo" else Placement.CPU
+
+    def retry_in_s(self) -> float | None:
+        """While the device is busy: seconds until the next load attempt."""
+        if self.state != WorkerState.NPU_BUSY:
+            return None
+        return max(0.0, self._retry_at - time.monotonic())
 
     # --- the compute thread ------------------------------------------------------------------------
 
@@ -326,7 +357,7 @@ class Engine:
         """Send one job's embeddings or error; returns its request id."""
         if isinstance(outcome, EmbedResult):
             self.figures.requests_finished += 1
-            self.emit(Kind.EMBEDDINGS, outcome.fields, outcome.arrays)
+            self.emit(outcome.answer)
             rid = outcome.job.rid
         else:
             job, error = outcome
@@ -347,6 +378,7 @@ class Engine:
             except DeviceBusyError as exc:
                 self.state, self.detail = WorkerState.NPU_BUSY, exc.message
                 log_event(log, "npu_busy", logging.WARNING, detail=exc.message, retry_s=NPU_BUSY_RETRY_S)
+                self._retry_at = time.monotonic() + NPU_BUSY_RETRY_S
                 with self._wake:
                     self._wake.wait(NPU_BUSY_RETRY_S)
                 continue
