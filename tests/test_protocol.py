@@ -57,7 +57,7 @@ SAMPLES: list[Wire] = [
         state=WorkerState.NPU_BUSY,
         detail="held by pid 812 (hailo-ollama)",
         backend="hailo",
-        models=(ModelInfo("clip", "clip", "hailo", embedding_dim=64, image_size=(96, 96), capabilities=CAPS),),
+        models=(ModelInfo("clip", "clip", "hailo", embedding_dim=64, image_size=(9, 9), capabilities=CAPS),),
         queued=2,
         in_flight=1,
         pid=99,
