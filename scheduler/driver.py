@@ -252,8 +252,10 @@ class Scheduler:
 
     async def _carry_out(self, action: Action) -> None:
         owner = self.policy.owner
-        model = {"model": action.model} if action.model else {}
-        log_event(log, f"npu_{action.kind}", reason=action.reason, owner=owner, **model)
+        facts: dict[str, str] = {"reason": action.reason, "owner": owner}
+        if action.model:
+            facts["model"] = action.model
+        log_event(log, f"npu_{action.kind}", **facts)
         if action.kind == ActionKind.LOAD:
             await self.control.send_load(action.reason)
         elif action.kind == ActionKind.RELEASE:
