@@ -255,7 +255,7 @@ class Scheduler:
         facts: dict[str, str] = {"reason": action.reason, "owner": owner}
         if action.model:
             facts["model"] = action.model
-        log_event(log, f"npu_{action.kind}", **facts)
+        log_event(log, f"npu_{action.kind}", logging.INFO, **facts)
         if action.kind == ActionKind.LOAD:
             await self.control.send_load(action.reason)
         elif action.kind == ActionKind.RELEASE:
