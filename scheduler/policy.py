@@ -170,6 +170,7 @@ class TurnPolicy:
             self._enter(Phase.LOADING, now, why)
             return [Action(ActionKind.LOAD, why)]
         if self.phase == Phase.LOADING and not want:  # nobody needs it any more: stop trying
+            self._switch_started = None  # no switch happened
             self._enter(Phase.RELEASING, now, why)
             return [Action(ActionKind.RELEASE, why, scope=self._scope())]
         if self.phase == Phase.LOADING and seen.worker == WorkerState.NPU_BUSY and want:
@@ -198,15 +199,14 @@ class TurnPolicy:
             return None
         if s.persistent and not self._shares(seen):
             return None
-        return max(self.phase_since + s.min_residency_s, seen.vision.last_use + self._idle_release_s())
+        return self._idle_release_at(seen)
 
     def next_due(self, seen: Observation) -> float | None:
         """The earliest time at which the decision could change with nothing else happening."""
         s = self.settings
         times = []
         if self.phase == Phase.HOLDING:
-            held = self.phase_since + s.min_residency_s
-            times += [held, max(held, seen.vision.last_use + self._idle_release_s())]
+            times += [self.phase_since + s.min_residency_s, self._idle_release_at(seen)]
         if seen.vision.waiting:
             starving_at = seen.now + s.max_wait_s - seen.vision.oldest_wait_s
             times += [starving_at, self._ollama_since + s.min_residency_s, self._hold_off_until]
@@ -248,7 +248,7 @@ class TurnPolicy:
             return True, "asked to release (admin)"
         if now - self.phase_since < s.min_residency_s:
             return False, ""
-        idle = now - vision.last_use
+        idle = now - max(vision.last_use, self.phase_since)
         if not self._shares(seen) and s.persistent:
             return False, ""
         if idle >= self._idle_release_s():
@@ -260,6 +260,12 @@ class TurnPolicy:
         s = self.settings
         return s.uses_device and s.ollama_configured and seen.ollama.reachable
 
+    def _idle_release_at(self, seen: Observation) -> float:
+        """When idleness alone releases the device: idle counted from the last use (or the load),
+        never before the minimum residency."""
+        idle_from = max(seen.vision.last_use, self.phase_since)
+        return max(self.phase_since + self.settings.min_residency_s, idle_from + self._idle_release_s())
+
     def _idle_release_s(self) -> float:
         s = self.settings
         return s.min_residency_s if s.policy == Policy.OLLAMA_FIRST else s.idle_release_s
@@ -270,7 +276,8 @@ class TurnPolicy:
 
     def _take(self, seen: Observation, why: str) -> Action:
         now = seen.now
-        self._switch_started = now
+        if self._switch_started is None:  # (an unload before the load is the same switch)
+            self._switch_started = now
         model = self._ollama_model(seen.ollama)
         if self.settings.uses_device and seen.ollama.holds_device and model:
             self._enter(Phase.UNLOADING_OLLAMA, now, why)
