@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -12,17 +13,17 @@ from starlette.responses import JSONResponse, Response
 from api.errors import APIError
 from api.openai_format import model_object
 from api.services import Services, services_of
+from api.status import npu_section, scheduler_section, service_state
 from npu_worker.backend import ModelInfo, ModelKind
+from npu_worker.protocol import WorkerState
 
 try:
     VERSION = version("hailo-vision")
 except PackageNotFoundError:  # running from a source tree without installing
     VERSION = "0+unknown"
 
-_STATES = {"ready": "ready", "loading": "loading", "npu_busy": "unavailable", "failed": "unavailable"}
 
-
-def known_models(services: Services) -> list[ModelInfo]:
+def known_models(services: Services) -> Sequence[ModelInfo]:
     """The worker's loaded models; before the worker reports, the configured ones."""
     if services.worker.view.models:
         return services.worker.view.models
@@ -44,26 +45,24 @@ def resolve_model(services: Services, requested: str | None, kind: ModelKind) ->
     raise APIError(404, f"model {name!r} not found; available: {available}", "model_not_found", "model")
 
 
-def _state(services: Services) -> str:
-    view = services.worker.view
-    return "unavailable" if view.epoch is None else _STATES.get(view.state, "unavailable")
-
-
 def _health_body(services: Services) -> dict[str, Any]:
     view = services.worker.view
+    snapshot = services.scheduler.snapshot()
     return {
         "status": "ok",
-        "state": _state(services),
+        "state": service_state(services),
         "model": services.config.model.name,
-        "model_loaded": services.worker.ready,
+        "model_loaded": view.state == WorkerState.READY,
         "backend": view.backend or services.config.backend,
         "backend_details": view.details,
         "detail": view.detail,
         "uptime_seconds": round(time.monotonic() - services.started, 3),
         "version": VERSION,
         "in_flight": services.in_flight,
-        "queued": view.queued,
+        "queued": view.queued + snapshot.waiting,
         "worker_restarts": services.worker.restarts,
+        "npu": npu_section(snapshot),
+        "scheduler": scheduler_section(services, snapshot),
     }
 
 
@@ -72,6 +71,7 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
+    """200 while the service can serve, the models on the device or taking their turn."""
     services = services_of(request)
     body = _health_body(services)
     body["ready"] = services.worker.ready
@@ -102,5 +102,6 @@ async def metrics(request: Request) -> Response:
     services = services_of(request)
     stats = await services.worker.stats() if services.worker.view.epoch else None
     services.metrics.in_flight.set(services.in_flight)
+    services.metrics.observe_scheduler(services.scheduler.snapshot())
     body = services.metrics.render(services.worker.ready, services.worker.restarts, stats)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

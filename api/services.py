@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from api.metrics import Metrics
+from api.recent import RecentRequests
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
+from npu_worker.protocol import ApiState
+from scheduler.driver import Scheduler
 
 
 @dataclass
@@ -20,10 +23,12 @@ class Services:
 
     config: Config
     worker: WorkerClient
+    scheduler: Scheduler
     metrics: Metrics = field(default_factory=Metrics)
+    recent: RecentRequests = field(default_factory=RecentRequests)
     started: float = field(default_factory=time.monotonic)
     api_keys: frozenset[str] = frozenset()
-    state: str = "starting"
+    state: ApiState = ApiState.STARTING
     in_flight: int = 0
 
     @contextlib.contextmanager
