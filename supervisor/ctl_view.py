@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 SHOWN_ERRORS = 3
+NORMAL_RUNG = "normal"  # the scheduler's undegraded rung: its reasons then explain, not excuse
 STATE_STYLE = {"ready": "bold green", "unavailable": "bold red", "down": "bold red"}
 LEVEL_STYLE = {"normal": "green", "warning": "yellow", "pressure": "yellow", "critical": "bold red"}
 
@@ -77,8 +78,9 @@ def slow_reasons(status: Status) -> list[str]:
             f"{scheduler['queued']} request(s) queued behind {scheduler['in_flight']} in flight "
             f"(limit {scheduler['max_queue']})"
         )
-    if scheduler["reasons"]:
-        reasons.append(f"scheduler on rung {scheduler['rung']}: {', '.join(scheduler['reasons'])}")
+    if scheduler["rung"] != NORMAL_RUNG:
+        said = ", ".join(scheduler["reasons"]) or "no reason given"
+        reasons.append(f"scheduler degraded to rung {scheduler['rung']}: {said}")
     if thermal["throttled"]:
         reasons.append(f"throttled: {', '.join(thermal['throttled'])}")
     if memory["level"] not in ("normal", "unknown"):
@@ -92,19 +94,22 @@ def status_view(status: Status) -> RenderableType:
     headline = Text.assemble(
         ("hailo-vision ", "bold"),
         (service["state"], STATE_STYLE.get(service["state"], "bold yellow")),
-        f"  {service['version']}  up {duration(service['uptime_s'])}  pid {service['pid']}  "
-        f"{service['listen']}  backend {service['backend']}  restarts {service['worker_restarts']}",
+        f", up {duration(service['uptime_s'])} (version {service['version']}, pid {service['pid']})",
     )
     rows = Table.grid(padding=(0, 2))
     rows.add_column(style="bold", no_wrap=True)
     rows.add_column()
+    rows.add_row(
+        "Service",
+        f"{service['listen']}, backend {service['backend']}, {service['worker_restarts']} worker restarts",
+    )
     if service["reasons"]:
         rows.add_row("Why", "; ".join(service["reasons"]))
     rows.add_row("Slow?", _slow(status))
     rows.add_row("NPU", _npu(status["npu"]))
     rows.add_row("Models", _models_line(status["models"]))
     rows.add_row("Scheduler", _scheduler(status["scheduler"]))
-    rows.add_row(f"Last {status['requests']['window_s']} s", _requests(status["requests"]))
+    rows.add_row(f"Last {status['requests']['window_s']:g} s", _requests(status["requests"]))
     rows.add_row("Thermal", _thermal(status["thermal"]))
     memory = status["memory"]
     rows.add_row("Memory", Text(f"{memory['level']}: {_memory(memory)}", style=_level_style(memory["level"])))
@@ -179,8 +184,8 @@ def _scheduler(scheduler: Mapping[str, Any]) -> str:
     release = scheduler["release_in_s"]
     return (
         f"policy {scheduler['policy']}, rung {scheduler['rung']}; queued {scheduler['queued']}/"
-        f"{scheduler['max_queue']}, in flight {scheduler['in_flight']}; {scheduler['switches']} NPU switches "
-        f"({duration(scheduler['switch_seconds'])} switching)"
+        f"{scheduler['max_queue']}, in flight {scheduler['in_flight']}; NPU switches {scheduler['switches']} "
+        f"({duration(scheduler['switch_seconds'])})"
         + (f"; releases the NPU in {duration(release)}" if release is not None else "")
     )
 

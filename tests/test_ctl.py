@@ -17,9 +17,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_status_of_a_ready_service(service: Service) -> None:
     result = run("status", "--config", str(service.config_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    headline = result.stdout.splitlines()[0]
-    assert headline.startswith("hailo-vision ready") and f"127.0.0.1:{service.port}" in headline
-    assert "backend onnx" in headline
+    assert result.stdout.startswith("hailo-vision ready, up ")
+    assert f"127.0.0.1:{service.port}, backend onnx, 0 worker restarts" in result.stdout
     assert "qwen2-vl-demo (vlm) cpu" in result.stdout and "clip-demo (clip) cpu" in result.stdout
     document = json.loads(run("status", "--url", service.base_url, "--json").stdout)
     assert document["schema"] == 1 and document["service"]["state"] == "ready"

@@ -46,14 +46,14 @@ def test_the_status_fits_one_terminal_screen(name: str) -> None:
 
 def test_a_ready_service_says_who_holds_the_npu_and_that_nothing_waits() -> None:
     text = shown(status_view(fixture("ready")), width=120)
-    assert text.splitlines()[0].startswith("hailo-vision ready  0.1.0  up 2h 13m  pid 4242  127.0.0.1:11435")
-    assert "backend hailo  restarts 0" in text
+    assert text.splitlines()[0] == "hailo-vision ready, up 2h 13m (version 0.1.0, pid 4242)"
+    assert "Service    127.0.0.1:11435, backend hailo, 0 worker restarts" in text
     assert "nothing holds requests back" in text
     assert "hailo-vision since " in text and "(12m 34s): vision request" in text
     assert "hailo-ollama at http://127.0.0.1:8000: idle, models qwen2.5:1.5b" in text
     assert "qwen2-vl-2b (vlm) npu" in text and "qwen2.5:1.5b (llm, hailo-ollama) not loaded" in text
-    assert "policy share, rung full; queued 0/16, in flight 1; 2 NPU switches (20 s switching)" in text
-    assert "42 requests (200: 42); p50 812 ms, p95 2.1 s; 8.3 tokens/s" in text
+    assert "policy share, rung normal; queued 0/16, in flight 1; NPU switches 2 (20 s)" in text
+    assert "Last 60 s  42 requests (200: 42); p50 812 ms, p95 2.1 s; 8.3 tokens/s" in text
     assert "normal: SoC 58.4 °C, Hailo 51.0 °C; throttled no" in text
     assert "normal: service 812 of 4096 MiB; 5120 MiB available (floor 512 MiB)" in text
     assert "Errors     none" in text
@@ -64,12 +64,13 @@ def test_a_degraded_service_says_why_requests_wait_most_pressing_first() -> None
     assert slow_reasons(status) == [
         "the NPU is with hailo-ollama (hailo-ollama has a request in flight); it comes back in about 12 s",
         "5 request(s) queued behind 1 in flight (limit 16)",
-        "scheduler on rung clip-on-cpu: thermal warning, memory pressure",
+        "scheduler degraded to rung clip-on-cpu: thermal warning, memory pressure",
         "throttled: soft temperature limit",
         "memory pressure: service 3790 of 4096 MiB; 610 MiB available (floor 512 MiB)",
     ]
     text = shown(status_view(status), width=160)
-    assert text.splitlines()[0].startswith("hailo-vision degraded")
+    assert text.splitlines()[0].startswith("hailo-vision degraded, up 1m 33s")
+    assert "3 worker restarts" in text
     assert "Why        the NPU is lent to hailo-ollama" in text
     assert "hailo-ollama since " in text and "(42 s): hailo-ollama has a request in flight" in text
     assert "9 requests (200: 6, 503: 3); p50 11.8 s, p95 24.3 s; 4.1 tokens/s" in text
