@@ -51,7 +51,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
 DEB := build/hailo-vision_$(VERSION)_$(DEB_ARCH).deb
 DEB_TREE := build/deb
-DEB_SOURCES := pyproject.toml README.md supervisor api npu_worker scheduler etc docs models/demo
+DEB_SOURCES := pyproject.toml README.md supervisor api npu_worker scheduler etc docs models/demo packaging
 # What building and checking the package needs (root installs what is missing; idempotent).
 DEB_TOOLS := dpkg-dev debhelper lintian python3-venv ca-certificates adduser systemd man-db
 # Wheels from PyPI are kept between builds (debhelper points HOME at a throwaway folder).
@@ -67,7 +67,7 @@ deb-deps:
 	  echo "deb-deps: installing $$missing"; apt-get update -q \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
 
-$(DEB): $(shell find $(DEB_SOURCES) packaging/debian -type f -not -path '*/__pycache__/*' 2>/dev/null) | deb-deps
+$(DEB): $(shell find $(DEB_SOURCES) -type f -not -path '*/__pycache__/*' 2>/dev/null) | deb-deps
 	rm -rf $(DEB_TREE) && mkdir -p $(DEB_TREE)/src
 	tar -c --exclude=__pycache__ --exclude=.work $(DEB_SOURCES) | tar -x -C $(DEB_TREE)/src
 	cp -r packaging/debian $(DEB_TREE)/src/debian
