@@ -20,43 +20,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
+from machine import ETC, GROUP, ROOT_ONLY, STATE, USER, VENV, known, paths, sh, site_packages
 from service import free_port
 
 DEB = Path(os.environ.get("DEB_PACKAGE", "/nonexistent.deb"))
-pytestmark = pytest.mark.skipif(
-    "DEB_PACKAGE" not in os.environ or os.geteuid() != 0,
-    reason="`make deb-check` runs these, as root, on the built package ($DEB_PACKAGE)",
-)
-APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-USER, GROUP = "hailo-vision", "hailo"
-VENV = Path("/usr/lib/hailo-vision")
-ETC = Path("/etc/hailo/vision")
-STATE = Path("/var/lib/hailo-vision")
-# Where a package's traces would be; dpkg's and apt's own records and logs are theirs to keep.
-WATCHED = ("/etc", "/usr", "/var/lib", "/opt", "/srv")
-NOT_WATCHED = re.compile(r"^/var/lib/(dpkg|apt|ucf)/|^/etc/(passwd|group|shadow|gshadow|subuid|subgid)-$")
-
-
-def sh(*command: str, check: bool = True, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, env=env or APT_ENV, timeout=300)
-    if check and result.returncode != 0:
-        said = result.stdout + result.stderr
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}:\n{said}")
-    return result.stdout
-
-
-def paths() -> set[str]:
-    listed = sh("find", *WATCHED, "-xdev", check=False).splitlines()
-    return {p for p in listed if not NOT_WATCHED.search(p + ("/" if Path(p).is_dir() else ""))}
-
-
-def known(kind: str, name: str) -> bool:
-    try:
-        (pwd.getpwnam if kind == "user" else grp.getgrnam)(name)
-    except KeyError:
-        return False
-    return True
+pytestmark = ROOT_ONLY
 
 
 @pytest.fixture(scope="module")
@@ -92,24 +62,26 @@ def test_installs_with_apt(lintian: subprocess.Popen[str], before: set[str]) -> 
     assert "/usr/share/man/man1/hailo-visionctl.1.gz" in manpages
 
 
+def test_install_sh_refuses_to_run_beside_the_package() -> None:
+    install_sh = Path(__file__).resolve().parents[2] / "install.sh"
+    refused = subprocess.run([str(install_sh)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "the Debian package hailo-vision is installed" in refused.stderr
+
+
 def test_no_bytecode_is_shipped_but_postinst_compiles_it() -> None:
     shipped = sh("dpkg-deb", "--contents", str(DEB))
     assert ".pyc" not in shipped and "__pycache__" not in shipped
-    assert list((VENV / f"lib/python{python_version()}/site-packages/supervisor/__pycache__").glob("*.pyc"))
-
-
-def python_version() -> str:
-    return sh(str(VENV / "bin/python3"), "-c", "import sys; print('%d.%d' % sys.version_info[:2])").strip()
+    assert list((site_packages() / "supervisor/__pycache__").glob("*.pyc"))
 
 
 def test_the_environment_sees_system_packages_and_keeps_its_own_numpy_first() -> None:
-    probe = "import sys, numpy; print(numpy.__version__); print('\\n'.join(sys.path))"
-    numpy_version, *path = sh(str(VENV / "bin/python3"), "-c", probe).splitlines()
-    assert "/usr/lib/python3/dist-packages" in path  # where Hailo's hailo_platform is installed
-    assert path.index(str(VENV / f"lib/python{python_version()}/site-packages")) < path.index(
-        "/usr/lib/python3/dist-packages"
+    probe = (
+        "import sys, numpy; print(numpy.__version__); print(sys.version_info[1]); print(*sys.path, sep='\\n')"
     )
-    if tuple(map(int, python_version().split("."))) < (3, 13):
+    numpy_version, minor, *path = sh(str(VENV / "bin/python3"), "-c", probe).splitlines()
+    assert "/usr/lib/python3/dist-packages" in path  # where Hailo's hailo_platform is installed
+    assert path.index(str(site_packages())) < path.index("/usr/lib/python3/dist-packages")
+    if int(minor) < 13:
         assert int(numpy_version.split(".")[0]) < 2, "hailort needs numpy<2 before Python 3.13"
 
 
@@ -207,12 +179,13 @@ def test_the_installed_service_starts_as_its_user_and_tells_systemd_it_is_ready(
         ctl_env = {"PATH": env["PATH"], "HAILO_VISION_API_PORT": str(port)}  # the config file gives the rest
         shown = ctl("status", env=ctl_env)
         assert shown.returncode == 0, shown.stdout + shown.stderr
-        assert shown.stdout.startswith("hailo-vision ready, up ") and f"pid {process.pid})" in shown.stdout
+        assert shown.stdout.startswith("hailo-vision ready, up ")
         assert f"127.0.0.1:{port}, backend onnx, 0 worker restarts" in shown.stdout
         assert "qwen2-vl-demo (vlm) cpu" in shown.stdout and "clip-demo (clip) cpu" in shown.stdout
         document = json.loads(ctl("status", "--json", env=ctl_env).stdout)
         assert document["schema"] == 1 and document["service"]["state"] == "ready"
-        assert document["service"]["pid"] == process.pid
+        # The pid is the API's, a child of the supervisor (the pid systemd would watch).
+        assert psutil.Process(document["service"]["pid"]).ppid() == process.pid
         assert document["service"]["listen"] == f"127.0.0.1:{port}"
         assert {m["id"] for m in document["models"]} >= {"qwen2-vl-demo", "clip-demo"}
     finally:
@@ -231,7 +204,7 @@ def test_an_upgrade_over_itself_keeps_an_edited_conffile() -> None:
     sh("apt-get", "install", "--reinstall", "-y", "-q", str(DEB.resolve()))
     assert (ETC / "config.yaml").read_text() == edited
     assert sorted(p.name for p in ETC.iterdir()) == ["config.yaml", "environment"]
-    assert list((VENV / f"lib/python{python_version()}/site-packages/supervisor/__pycache__").glob("*.pyc"))
+    assert list((site_packages() / "supervisor/__pycache__").glob("*.pyc"))
 
 
 def test_remove_keeps_the_configuration_and_the_user() -> None:
