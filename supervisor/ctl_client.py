@@ -67,7 +67,7 @@ class Endpoint:
             raise AdminError(error.code, message, str(detail.get("code") or "http_error")) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise Unreachable(f"{self.base_url}: {reason}") from None
+            raise Unreachable(str(reason)) from None
 
 
 def _json(raw: bytes, allow_other: bool = False) -> dict[str, Any]:
