@@ -115,3 +115,23 @@ def test_models_lists_both_servers(admin: Admin, capsys: pytest.CaptureFixture[s
 def test_commands_other_than_status_exit_2_when_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
     assert ctl.main(["release", "--url", f"http://127.0.0.1:{free_port()}"]) == 2
     assert "not reachable" in capsys.readouterr().err
+
+
+def test_watch_redraws_until_interrupted_and_exits_with_the_last_state(
+    admin: Admin, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    states = iter(["degraded"])
+
+    def next_round(_: float) -> None:
+        state = next(states, None)
+        if state is None:
+            raise KeyboardInterrupt
+        admin.status["service"]["state"] = state
+
+    monkeypatch.setattr(ctl.time, "sleep", next_round)
+    assert ctl.main(["status", "--url", url(admin), "--watch", "--json"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["service"]["state"] for line in lines] == ["ready", "degraded"]
+    monkeypatch.setattr(ctl.time, "sleep", next_round)
+    assert ctl.main(["status", "--url", url(admin), "--watch"]) == 1
+    assert "hailo-vision degraded" in capsys.readouterr().out
