@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from npu_worker.backend import ReleaseScope
 from npu_worker.protocol import NpuOwner, WorkerState
 
+# A command the worker shows no sign of after this long is sent again (the worker does what it was
+# told last, so a repeat is harmless; a lost message must not leave the turn stuck).
+RESEND_S = 10.0
 # Worker states in which there is nothing to take turns with: no process, or one that cannot load.
 _GONE = (None, WorkerState.STARTING, WorkerState.FAILED)
 
@@ -71,6 +74,10 @@ class Settings:
     idle_release_s: float = 120.0
     min_residency_s: float = 30.0
     max_wait_s: float = 60.0
+    # Every hailo-ollama client comes through hailo-vision's door, so its demand is seen: a persistent
+    # VLM is then given back only when hailo-ollama work waits (not on mere idleness), and taken back
+    # once hailo-ollama has been idle for idle_release_s.
+    ollama_demand_visible: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,8 @@ class Observation:
     worker: WorkerState | None  # None: no worker process (starting or restarting)
     ollama: OllamaView = field(default_factory=OllamaView)
     vision: Demand = field(default_factory=Demand)
+    # hailo-ollama work that came through hailo-vision's door: waiting for its turn, or running there
+    ollama_work: Demand = field(default_factory=Demand)
 
 
 @dataclass
@@ -179,6 +188,18 @@ class TurnPolicy:
             if retry_unload and self.settings.uses_device:
                 self._enter(Phase.UNLOADING_OLLAMA, now, f"hailo-ollama holds the NPU ({model})")
                 return [Action(ActionKind.UNLOAD_OLLAMA, self.reason, model=model)]
+        stale = now - self.phase_since >= RESEND_S
+        if self.phase == Phase.LOADING and seen.worker == WorkerState.RELEASED and stale:
+            self.phase_since = now
+            return [Action(ActionKind.LOAD, self.reason)]
+        if (
+            self.phase == Phase.RELEASING
+            and seen.worker == WorkerState.READY
+            and stale
+            and not seen.vision.in_flight
+        ):
+            self.phase_since = now
+            return [Action(ActionKind.RELEASE, self.reason, scope=self._scope())]
         if self.phase == Phase.HOLDING:
             release, why = self._should_release(seen)
             if release:
@@ -191,13 +212,18 @@ class TurnPolicy:
         """Vision work may go to the worker now."""
         return self.phase == Phase.HOLDING and worker == WorkerState.READY
 
+    def may_forward(self) -> bool:
+        """hailo-ollama work waiting at the door may go to hailo-ollama now: hailo-vision neither holds
+        the device nor is taking it (the last decision left it alone)."""
+        return self.phase == Phase.RELEASED
+
     def release_at(self, seen: Observation) -> float | None:
         """When the device will be given back if no vision work comes (None: not while holding, or
         never)."""
         s = self.settings
         if self.phase != Phase.HOLDING or s.policy == Policy.EXCLUSIVE or seen.vision.active:
             return None
-        if s.persistent and not self._shares(seen):
+        if s.persistent and (not self._shares(seen) or s.ollama_demand_visible):
             return None
         return self._idle_release_at(seen)
 
@@ -205,11 +231,17 @@ class TurnPolicy:
         """The earliest time at which the decision could change with nothing else happening."""
         s = self.settings
         times = []
+        if self.phase in (Phase.LOADING, Phase.RELEASING):
+            times.append(self.phase_since + RESEND_S)
         if self.phase == Phase.HOLDING:
             times += [self.phase_since + s.min_residency_s, self._idle_release_at(seen)]
+        for work in (seen.vision, seen.ollama_work):
+            if work.waiting:
+                times.append(seen.now + s.max_wait_s - work.oldest_wait_s)
         if seen.vision.waiting:
-            starving_at = seen.now + s.max_wait_s - seen.vision.oldest_wait_s
-            times += [starving_at, self._ollama_since + s.min_residency_s, self._hold_off_until]
+            times += [self._ollama_since + s.min_residency_s, self._hold_off_until]
+        if self.phase == Phase.RELEASED and s.persistent and s.ollama_demand_visible:
+            times.append(max(seen.ollama_work.last_use, self._ollama_since) + s.idle_release_s)
         future = [t for t in times if t > seen.now and math.isfinite(t)]
         return min(future, default=None)
 
@@ -228,28 +260,53 @@ class TurnPolicy:
             if self.phase == Phase.HOLDING:
                 return True, self.reason
             first_load = not self.loaded_once and not seen.ollama.holds_device
-            warm = s.persistent and (first_load or not self._shares(seen))
+            warm = s.persistent and (first_load or not self._shares(seen) or self._ollama_done(seen))
             return warm, "model.persistent: kept warm" if warm else "no vision work any more"
-        if self.phase != Phase.RELEASED or not s.uses_device or not seen.ollama.holds_device:
+        if self.phase != Phase.RELEASED or not s.uses_device:
             return True, "vision work waiting"
         if starving:
             return True, f"vision work waited {vision.oldest_wait_s:.0f} s (max_wait_s)"
+        door = seen.ollama_work
+        if self._starving(door):
+            return False, "hailo-ollama work waited max_wait_s: its turn first"
+        if not seen.ollama.holds_device and not door.waiting:
+            return True, "vision work waiting"
         if s.policy == Policy.VISION_FIRST:
             return True, "vision work waiting (policy vision-first)"
+        if door.waiting and (s.policy == Policy.OLLAMA_FIRST or door.oldest_wait_s > vision.oldest_wait_s):
+            return False, "hailo-ollama work waited longer: its turn first"
+        if not seen.ollama.holds_device:
+            return True, "vision work waited longer"
         if s.policy == Policy.SHARE and now - self._ollama_since >= s.min_residency_s:
             return True, "vision work waiting; hailo-ollama has had its turn"
         return False, "vision work waits for hailo-ollama's turn"
 
+    def _ollama_done(self, seen: Observation) -> bool:
+        """hailo-ollama has had no work for idle_release_s (only known when its demand is visible)."""
+        s, door = self.settings, seen.ollama_work
+        if not s.ollama_demand_visible or door.active or seen.ollama.busy or s.policy == Policy.OLLAMA_FIRST:
+            return False
+        return seen.now - max(door.last_use, self._ollama_since) >= s.idle_release_s
+
+    def _starving(self, work: Demand) -> bool:
+        return work.waiting > 0 and work.oldest_wait_s >= self.settings.max_wait_s
+
     def _should_release(self, seen: Observation) -> tuple[bool, str]:
         s, vision, now = self.settings, seen.vision, seen.now
-        if s.policy == Policy.EXCLUSIVE or self._admin_load or vision.active:
+        if s.policy == Policy.EXCLUSIVE or self._admin_load or vision.in_flight:
+            return False, ""
+        if self._starving(seen.ollama_work) and not self._starving(vision):
+            return True, "hailo-ollama work waited max_wait_s"
+        if vision.waiting:
             return False, ""
         if now < self._hold_off_until:
             return True, "asked to release (admin)"
         if now - self.phase_since < s.min_residency_s:
             return False, ""
+        if seen.ollama_work.waiting:
+            return True, "hailo-ollama work waiting, vision work done"
         idle = now - max(vision.last_use, self.phase_since)
-        if not self._shares(seen) and s.persistent:
+        if s.persistent and (not self._shares(seen) or s.ollama_demand_visible):
             return False, ""
         if idle >= self._idle_release_s():
             return True, f"no vision work for {idle:.0f} s"
