@@ -53,7 +53,7 @@ DEB := build/hailo-vision_$(VERSION)_$(DEB_ARCH).deb
 DEB_TREE := build/deb
 DEB_SOURCES := pyproject.toml README.md supervisor api npu_worker scheduler etc docs models/demo packaging
 # What building and checking the package needs (root installs what is missing; idempotent).
-DEB_TOOLS := dpkg-dev debhelper lintian python3-venv ca-certificates adduser systemd man-db
+DEB_TOOLS := build-essential dpkg-dev debhelper lintian python3-venv ca-certificates adduser systemd man-db
 # Wheels from PyPI are kept between builds (debhelper points HOME at a throwaway folder).
 export PIP_CACHE_DIR ?= $(HOME)/.cache/hailo-vision-deb/pip
 
