@@ -10,8 +10,9 @@
 #
 # Layout: /usr/lib/hailo-vision (the program in its own Python environment that sees the system's
 # hailo_platform), /usr/bin/hailo-vision and hailo-visionctl, /usr/share/hailo-vision/models (the
-# demo models), /etc/hailo/vision/{config.yaml,environment}, /var/lib/hailo-vision (state), the
-# unit /etc/systemd/system/hailo-vision.service, the user hailo-vision in the group hailo.
+# demo models), /usr/share/doc/hailo-vision, /etc/hailo/vision/{config.yaml,environment},
+# /var/lib/hailo-vision (state), the unit /etc/systemd/system/hailo-vision.service, the user
+# hailo-vision in the group hailo.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +24,7 @@ ETC=/etc/hailo/vision
 STATE=/var/lib/hailo-vision
 UNIT=/etc/systemd/system/hailo-vision.service
 MAN=/usr/share/man/man1
+DOC=/usr/share/doc/hailo-vision
 COMMANDS="hailo-vision hailo-visionctl"
 
 say() { echo "install.sh: $*"; }
@@ -66,6 +68,9 @@ install_all() {
         gzip -9n < "$HERE/packaging/debian/$command.1" > "$MAN/$command.1.gz"
     done
     say "commands: /usr/bin/hailo-vision, /usr/bin/hailo-visionctl (with man pages)"
+    install -d "$DOC"
+    install -m 0644 "$HERE/README.md" "$HERE/docs/TROUBLESHOOTING.md" "$HERE/docs/API_SPEC.md" "$DOC"
+    say "documentation: $DOC"
 
     install -d "$ETC"
     for file in config.yaml environment; do
@@ -105,8 +110,8 @@ uninstall_all() {
     rm -f "$UNIT"
     if systemd_runs; then systemctl daemon-reload; fi
     for command in $COMMANDS; do rm -f "/usr/bin/$command" "$MAN/$command.1.gz"; done
-    rm -rf "$VENV" "$SHARE"
-    say "removed: the unit, the commands, $VENV, $SHARE"
+    rm -rf "$VENV" "$SHARE" "$DOC"
+    say "removed: the unit, the commands, $VENV, $SHARE, $DOC"
     if [ "${1:-}" != --purge ]; then
         say "kept: $ETC, $STATE and the user $USER_NAME (uninstall --purge removes them)"
         return
