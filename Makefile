@@ -20,7 +20,7 @@ run: setup
 	$(VENV)/bin/hailo-vision serve
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/deb
 	@if command -v dpkg-buildpackage >/dev/null; then $(MAKE) --no-print-directory deb-check; \
 	else echo "deb-check skipped: dpkg-buildpackage not found (not a Debian machine)"; fi
 
