@@ -99,17 +99,20 @@ def status_view(status: Status) -> RenderableType:
     rows = Table.grid(padding=(0, 2))
     rows.add_column(style="bold", no_wrap=True)
     rows.add_column()
+    # Text, not markup: ids, reasons and messages are the service's, "[" and ":" included.
     rows.add_row(
         "Service",
-        f"{service['listen']}, backend {service['backend']}, {service['worker_restarts']} worker restarts",
+        Text(
+            f"{service['listen']}, backend {service['backend']}, {service['worker_restarts']} worker restarts"
+        ),
     )
     if service["reasons"]:
-        rows.add_row("Why", "; ".join(service["reasons"]))
+        rows.add_row("Why", Text("; ".join(service["reasons"])))
     rows.add_row("Slow?", _slow(status))
     rows.add_row("NPU", _npu(status["npu"]))
-    rows.add_row("Models", _models_line(status["models"]))
-    rows.add_row("Scheduler", _scheduler(status["scheduler"]))
-    rows.add_row(f"Last {status['requests']['window_s']:g} s", _requests(status["requests"]))
+    rows.add_row("Models", Text(_models_line(status["models"])))
+    rows.add_row("Scheduler", Text(_scheduler(status["scheduler"])))
+    rows.add_row(f"Last {status['requests']['window_s']:g} s", Text(_requests(status["requests"])))
     rows.add_row("Thermal", _thermal(status["thermal"]))
     memory = status["memory"]
     rows.add_row("Memory", Text(f"{memory['level']}: {_memory(memory)}", style=_level_style(memory["level"])))
@@ -141,7 +144,8 @@ def models_view(models: list[Mapping[str, Any]]) -> RenderableType:
     table = Table("model", "kind", "served by", "loaded", "placement", box=None, header_style="bold")
     for model in models:
         loaded = "yes" if model["loaded"] else "no"
-        table.add_row(model["id"], model["kind"], model["served_by"], loaded, model["placement"])
+        cells = (model["id"], model["kind"], model["served_by"], loaded, model["placement"])
+        table.add_row(*(Text(str(cell)) for cell in cells))
     return table
 
 

@@ -132,3 +132,12 @@ def test_the_model_table_shows_both_servers() -> None:
     text = shown(models_view(fixture("degraded")["models"]))
     assert text.splitlines()[0].split() == ["model", "kind", "served", "by", "loaded", "placement"]
     assert text.splitlines()[3].split() == ["qwen2.5:1.5b", "llm", "hailo-ollama", "yes", "npu"]
+
+
+def test_the_services_words_are_shown_as_they_are_not_as_markup() -> None:
+    status = fixture("degraded")
+    status["service"]["reasons"] = ["[bold]not markup[/bold] :smile:"]
+    status["models"][0]["id"] = "llava:7b:latest[q4]"
+    text = shown(status_view(status), width=160)
+    assert "[bold]not markup[/bold] :smile:" in text and "llava:7b:latest[q4]" in text
+    assert "llava:7b:latest[q4]" in shown(models_view(status["models"]), width=160)
