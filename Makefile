@@ -54,8 +54,8 @@ DEB_TREE := build/deb
 DEB_SOURCES := pyproject.toml README.md supervisor api npu_worker scheduler etc docs models/demo packaging
 # What building and checking the package needs (root installs what is missing; idempotent).
 DEB_TOOLS := build-essential dpkg-dev debhelper lintian python3-venv ca-certificates adduser systemd man-db
-# Wheels from PyPI are kept between builds (debhelper points HOME at a throwaway folder).
-export PIP_CACHE_DIR ?= $(HOME)/.cache/hailo-vision-deb/pip
+# pip's cache for the package's build, kept between builds (debhelper points HOME elsewhere).
+DEB_PIP_CACHE ?= $(HOME)/.cache/hailo-vision-deb/pip
 
 deb: $(DEB)
 
@@ -71,7 +71,7 @@ $(DEB): $(shell find $(DEB_SOURCES) -type f -not -path '*/__pycache__/*' 2>/dev/
 	rm -rf $(DEB_TREE) && mkdir -p $(DEB_TREE)/src
 	tar -c --exclude=__pycache__ --exclude=.work $(DEB_SOURCES) | tar -x -C $(DEB_TREE)/src
 	cp -r packaging/debian $(DEB_TREE)/src/debian
-	cd $(DEB_TREE)/src && dpkg-buildpackage -b -us -uc
+	cd $(DEB_TREE)/src && PIP_CACHE_DIR=$(DEB_PIP_CACHE) dpkg-buildpackage -b -us -uc
 	mv $(DEB_TREE)/$(notdir $(DEB)) $@
 
 # Builds, lints, installs, runs, upgrades, removes and purges the package (tests/deb): root only.
