@@ -15,43 +15,44 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.endpoints import ENDPOINTS
 from api.errors import APIError
 from api.keys import load_api_keys, valid_key
-from api.routes_chat import chat_completions
-from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
-from api.routes_info import get_model, health, list_models, metrics, ready
+from api.openapi import openapi_json
 from api.services import Services
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
 from npu_worker.logs import log_event
 
 log = logging.getLogger("api")
-OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz"})
+# Probes and documents: open even when API keys are configured ("/" is Ollama's liveness probe).
+OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz", "/", "/openapi.json"})
 
 
-def error_response(error: APIError, request_id: str | None = None) -> JSONResponse:
+def error_response(error: APIError, path: str, request_id: str | None = None) -> JSONResponse:
     headers = error.headers()
     if request_id:
         headers["X-Request-ID"] = request_id
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    return JSONResponse(error.body_for(path), status_code=error.status, headers=headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return error_response(exc, request.scope.get("request_id"))
+    return error_response(exc, request.url.path, request.scope.get("request_id"))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    return error_response(APIError(exc.status_code, message, code), request.scope.get("request_id"))
+    error = APIError(exc.status_code, message, code)
+    return error_response(error, request.url.path, request.scope.get("request_id"))
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", extra={"fields": {"rid": request.scope.get("request_id")}})
     error = APIError(500, "internal error; see the service log", "internal_error")
-    return error_response(error, request.scope.get("request_id"))
+    return error_response(error, request.url.path, request.scope.get("request_id"))
 
 
 class AccessMiddleware:
@@ -86,7 +87,7 @@ class AccessMiddleware:
                 error = APIError(
                     401, "a valid API key is required: send 'Authorization: Bearer <key>'", "invalid_api_key"
                 )
-                await error_response(error, request_id)(scope, receive, send_with_id)
+                await error_response(error, path, request_id)(scope, receive, send_with_id)
                 self._record(scope, path, 401, started, request_id)
                 return
         await self.app(scope, receive, send_with_id)
@@ -117,20 +118,8 @@ def _route_label(scope: Scope, path: str) -> str:
 
 def create_app(config: Config, worker: WorkerClient) -> Starlette:
     services = Services(config, worker, api_keys=load_api_keys(config.api.api_keys, config.api.api_key_file))
-    routes = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/classify", classify, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/v1/embeddings/image", image_embeddings, methods=["POST"]),
-        Route("/v1/embeddings/text", text_embeddings, methods=["POST"]),
-        Route("/v1/match", match, methods=["POST"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/health/ready", ready, methods=["GET"]),
-        Route("/readyz", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ]
+    routes = [e.route() for e in ENDPOINTS]
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
     middleware = [Middleware(AccessMiddleware, services=services)]
     if config.api.cors_enabled:
         origins = list(config.api.cors_origins) or ["*"]
@@ -138,7 +127,7 @@ def create_app(config: Config, worker: WorkerClient) -> Starlette:
             Middleware(
                 CORSMiddleware,
                 allow_origins=origins,
-                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             )
         )

@@ -1,0 +1,82 @@
+"""Every HTTP endpoint, declared once: path, method, handler, body declaration, what it answers.
+
+The Starlette routes and the OpenAPI document are both built from `ENDPOINTS`, so the document lists
+exactly what the server serves and validates each body with the declaration it publishes. A handler
+with a body gets it already validated: `handler(request, body)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.body import read_body
+from api.chat_request import ChatCompletionRequest
+from api.clip_request import (
+    ClassifyRequest,
+    ImageEmbeddingsRequest,
+    MatchRequest,
+    OpenAIEmbeddingsRequest,
+    TextEmbeddingsRequest,
+)
+from api.routes_chat import chat_completions
+from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
+from api.routes_info import get_model, health, list_models, metrics, ready
+from api.schema import Body
+from api.services import services_of
+
+JSON = "application/json"
+SSE = "text/event-stream"
+NDJSON = "application/x-ndjson"
+TEXT = "text/plain"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    method: str
+    handler: Callable[..., Awaitable[Response]]
+    summary: str
+    tag: str
+    body: type[Body] | None = None
+    answers: tuple[str, ...] = (JSON,)  # media types of a success
+
+    def route(self) -> Route:
+        if self.body is None:
+            return Route(self.path, self.handler, methods=[self.method])
+        model, handler = self.body, self.handler
+
+        async def endpoint(request: Request) -> Response:
+            return await handler(request, await read_body(request, model, services_of(request).config))
+
+        return Route(self.path, endpoint, methods=[self.method])
+
+
+def _openai(path: str, method: str, handler: Any, summary: str, **kw: Any) -> list[Endpoint]:
+    """An OpenAI endpoint under /v1 and, for clients given a base URL without /v1, without it."""
+    return [Endpoint(p, method, handler, summary, "OpenAI", **kw) for p in (f"/v1{path}", path)]
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *_openai("/chat/completions", "POST", chat_completions, "Chat about images", body=ChatCompletionRequest,
+             answers=(JSON, SSE)),
+    *_openai("/embeddings", "POST", embeddings, "CLIP embeddings of texts and images",
+             body=OpenAIEmbeddingsRequest),
+    *_openai("/models", "GET", list_models, "The loaded models"),
+    *_openai("/models/{model_id:path}", "GET", get_model, "One model"),
+    Endpoint("/v1/classify", "POST", classify, "Zero-shot classification with CLIP", "CLIP", ClassifyRequest),
+    Endpoint("/v1/embeddings/image", "POST", image_embeddings, "CLIP image embeddings", "CLIP",
+             ImageEmbeddingsRequest),
+    Endpoint("/v1/embeddings/text", "POST", text_embeddings, "CLIP text embeddings", "CLIP",
+             TextEmbeddingsRequest),
+    Endpoint("/v1/match", "POST", match, "Similarity of images to texts", "CLIP", MatchRequest),
+    Endpoint("/health", "GET", health, "Liveness", "Service"),
+    Endpoint("/health/ready", "GET", ready, "Readiness", "Service"),
+    Endpoint("/readyz", "GET", ready, "Readiness", "Service"),
+    Endpoint("/metrics", "GET", metrics, "Prometheus metrics", "Service", answers=(TEXT,)),
+)  # fmt: skip
