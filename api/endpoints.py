@@ -24,9 +24,17 @@ from api.clip_request import (
     OpenAIEmbeddingsRequest,
     TextEmbeddingsRequest,
 )
+from api.ollama_request import (
+    OllamaChatRequest,
+    OllamaEmbedRequest,
+    OllamaGenerateRequest,
+    OllamaModelRequest,
+)
 from api.routes_chat import chat_completions
 from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
 from api.routes_info import get_model, health, list_models, metrics, ready
+from api.routes_ollama import chat, embed, generate
+from api.routes_ollama_models import ps, pull, root, show, tags, version
 from api.schema import Body
 from api.services import services_of
 
@@ -75,6 +83,20 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/v1/embeddings/text", "POST", text_embeddings, "CLIP text embeddings", "CLIP",
              TextEmbeddingsRequest),
     Endpoint("/v1/match", "POST", match, "Similarity of images to texts", "CLIP", MatchRequest),
+    Endpoint("/api/chat", "POST", chat, "Chat about images (Ollama)", "Ollama", OllamaChatRequest,
+             (NDJSON, JSON)),
+    Endpoint("/api/generate", "POST", generate, "Complete a prompt about images (Ollama)", "Ollama",
+             OllamaGenerateRequest, (NDJSON, JSON)),
+    Endpoint("/api/embed", "POST", embed, "CLIP embeddings of texts and images (Ollama)", "Ollama",
+             OllamaEmbedRequest),
+    Endpoint("/api/tags", "GET", tags, "The models here (Ollama)", "Ollama"),
+    Endpoint("/api/show", "POST", show, "One model's details and capabilities (Ollama)", "Ollama",
+             OllamaModelRequest),
+    Endpoint("/api/ps", "GET", ps, "The loaded models (Ollama)", "Ollama"),
+    Endpoint("/api/pull", "POST", pull, "Success for a model that is here; nothing is downloaded", "Ollama",
+             OllamaModelRequest, (NDJSON, JSON)),
+    Endpoint("/api/version", "GET", version, "The version, as x.y.z (Ollama)", "Ollama"),
+    Endpoint("/", "GET", root, "Ollama's liveness probe: 'Ollama is running'", "Ollama", answers=(TEXT,)),
     Endpoint("/health", "GET", health, "Liveness", "Service"),
     Endpoint("/health/ready", "GET", ready, "Readiness", "Service"),
     Endpoint("/readyz", "GET", ready, "Readiness", "Service"),

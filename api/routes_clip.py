@@ -53,6 +53,7 @@ class Embedded:
     logit_scale: float
     text_tokens: int
     compute_s: float
+    queue_wait_s: float
 
 
 def _input_side(model: ModelInfo) -> int:
@@ -97,6 +98,7 @@ async def _embed(
         answer.logit_scale,
         answer.text_tokens,
         answer.compute_s,
+        answer.queue_wait_s,
     )
 
 

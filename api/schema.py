@@ -170,7 +170,7 @@ def _error(detail: ErrorDetails) -> APIError:
     else:
         text = f"'{param}' {message}"
     if kind not in _PHRASES and isinstance(given, (int, float, str)) and len(str(given)) <= 80:
-        text += f", got {given!r}"
+        text += f", got {json.dumps(given)}"
     return APIError(400, text, "invalid_request", param)
 
 
