@@ -5,9 +5,9 @@ Clients send Ollama's forms: seconds as a number (-1 = forever), or a Go duratio
 forever, 0 = unload now. `apply_keep_alive` is the one place that intent goes, and `expires_at` the
 one place /api/ps reads a model's expiry from.
 
-Until the NPU scheduler (which decides who holds the Hailo-10H, hailo-vision or hailo-ollama) is
-wired in, nothing loads or unloads on request: `apply_keep_alive` only records the intent in a log
-line, and a model stays loaded while the worker is ready, so `expires_at` is Ollama's "forever".
+The NPU scheduler (scheduler/) decides who holds the Hailo-10H, hailo-vision or hailo-ollama. It
+takes no per-request keep_alive yet, so `apply_keep_alive` only records the intent in a log line; the
+scheduler's author wires it in. `expires_at` reads the scheduler's own idle-release estimate.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def duration_seconds(text: str) -> float:
 async def apply_keep_alive(services: Services, model_id: str, keep_alive: KeepAlive) -> None:
     """Hand a request's keep_alive for `model_id` to whoever decides loading (the NPU scheduler).
 
-    Until it is wired in, the intent is recorded and nothing changes: the model stays loaded.
+    Until the scheduler takes it, the intent is recorded and nothing changes.
     """
     if keep_alive is None:
         return
@@ -53,9 +53,13 @@ async def apply_keep_alive(services: Services, model_id: str, keep_alive: KeepAl
 
 
 def expires_at(services: Services, model: ModelInfo) -> datetime.datetime:
-    """When `model` will be unloaded, as /api/ps reports it.
+    """When `model` will be unloaded if no work comes, as /api/ps reports it (timezone-aware, so its
+    ISO form parses everywhere).
 
-    Placeholder rule until the scheduler feeds this: nothing unloads a loaded model, so "forever"
-    (Ollama's value for keep_alive -1). A timezone-aware datetime, so its ISO form parses everywhere.
+    The VLM: when the scheduler would give the NPU back for idleness; "forever" (Ollama's value for
+    keep_alive -1) when it would not (persistent, exclusive). CLIP stays loaded (on the CPU while the
+    NPU is given back), so "forever".
     """
-    return datetime.datetime.now(datetime.UTC) + FOREVER
+    now = datetime.datetime.now(datetime.UTC)
+    release_in = services.scheduler.snapshot().release_in_s if model.kind == "vlm" else None
+    return now + (FOREVER if release_in is None else datetime.timedelta(seconds=release_in))

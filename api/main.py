@@ -28,6 +28,8 @@ from npu_worker.child import child_setup
 from npu_worker.config import Config, ConfigError
 from npu_worker.logs import log_event
 from npu_worker.protocol import ApiState, Role, Status
+from scheduler.driver import Scheduler
+from scheduler.ollama import OllamaClient
 
 log = logging.getLogger("api")
 
@@ -93,7 +95,14 @@ async def serve(config: Config, runtime_dir: Path) -> None:
         config.resources.max_queue,
     )
     await worker.start()
-    app = create_app(config, worker)
+    s = config.scheduler
+    ollama = (
+        OllamaClient(s.ollama_url, s.ollama_timeout_s, s.ollama_unload_timeout_s) if s.ollama_url else None
+    )
+    scheduler = Scheduler(config, worker, ollama)
+    worker.scheduler = scheduler
+    await scheduler.start()
+    app = create_app(config, worker, scheduler)
     server = _Server(
         uvicorn.Config(
             app,
@@ -115,6 +124,7 @@ async def serve(config: Config, runtime_dir: Path) -> None:
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
+        await scheduler.close()
         await worker.close()
     log_event(log, "api_stopped")
 

@@ -93,12 +93,14 @@ def model_entry(info: ModelInfo, files: ModelFiles) -> dict[str, Any]:
     }
 
 
-def running_entry(info: ModelInfo, files: ModelFiles, expires: datetime.datetime) -> dict[str, Any]:
+def running_entry(
+    info: ModelInfo, files: ModelFiles, expires: datetime.datetime, on_npu: bool
+) -> dict[str, Any]:
     """A loaded model as /api/ps lists it; on the NPU its size counts as device memory."""
     entry = model_entry(info, files)
     del entry["modified_at"], entry["capabilities"]
     entry["expires_at"] = timestamp(expires)
-    entry["size_vram"] = files.size if info.backend == "hailort" else 0
+    entry["size_vram"] = files.size if on_npu else 0
     entry["context_length"] = info.context_length or 0
     return entry
 

@@ -22,6 +22,7 @@ except PackageNotFoundError:  # running from a source tree without installing
     VERSION = "0+unknown"
 
 _STATES = {
+    WorkerState.STARTING: ServiceState.LOADING,
     WorkerState.READY: ServiceState.READY,
     WorkerState.LOADING: ServiceState.LOADING,
     WorkerState.NPU_BUSY: ServiceState.UNAVAILABLE,

@@ -26,7 +26,8 @@ from api.keep_alive import expires_at
 from api.ollama_request import OllamaModelRequest
 from api.routes_info import VERSION, find_model, known_models, ollama_name
 from api.services import Services, services_of
-from npu_worker.backend import ModelInfo
+from npu_worker.backend import ModelInfo, Placement
+from npu_worker.protocol import WorkerState
 
 OLLAMA_RUNNING = "Ollama is running"  # the exact text Ollama's clients probe / for
 
@@ -81,11 +82,25 @@ async def show(request: Request, body: OllamaModelRequest) -> Response:
     return JSONResponse(fmt.show_body(info, model_files(services, info)))
 
 
+def _placement(services: Services, info: ModelInfo) -> Placement:
+    """Where a model runs now: the VLM while the worker has it loaded; CLIP on the NPU or the CPU."""
+    view = services.worker.view
+    if info.kind == "clip":
+        return view.clip_placement
+    if view.state != WorkerState.READY:
+        return Placement.NONE
+    return Placement.NPU if info.backend == "hailort" else Placement.CPU
+
+
 async def ps(request: Request) -> Response:
-    """The loaded models: those the worker reports while it is ready."""
+    """The loaded models, with when each would be unloaded if no work came."""
     services = services_of(request)
-    loaded = services.worker.view.models if services.worker.ready else ()
-    models = [fmt.running_entry(m, model_files(services, m), expires_at(services, m)) for m in loaded]
+    models = []
+    for info in services.worker.view.models:
+        placement = _placement(services, info)
+        if placement != Placement.NONE:
+            files, expires = model_files(services, info), expires_at(services, info)
+            models.append(fmt.running_entry(info, files, expires, placement == Placement.NPU))
     return JSONResponse({"models": models})
 
 

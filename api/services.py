@@ -13,6 +13,7 @@ from api.metrics import Metrics
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
 from npu_worker.protocol import ApiState
+from scheduler.driver import Scheduler
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Services:
 
     config: Config
     worker: WorkerClient
+    scheduler: Scheduler
     metrics: Metrics = field(default_factory=Metrics)
     started: float = field(default_factory=time.monotonic)
     api_keys: frozenset[str] = frozenset()

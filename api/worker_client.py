@@ -11,7 +11,6 @@ reports ready. Frames from any other epoch are dropped.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import logging
@@ -28,7 +27,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from api.errors import APIError
 from npu_worker import protocol
-from npu_worker.backend import ModelInfo
+from npu_worker.backend import ModelInfo, Placement, ReleaseScope
 from npu_worker.logs import log_event
 from npu_worker.protocol import (
     ERROR_STATUS,
@@ -39,18 +38,20 @@ from npu_worker.protocol import (
     Final,
     Generate,
     Heartbeat,
+    Load,
     Ping,
-    Placement,
     Pong,
+    Release,
     Stats,
     StatsRequest,
     Token,
     Wire,
     WorkerState,
 )
+from scheduler.drain import DrainRate
+from scheduler.driver import Scheduler, TurnRefused, Work
 
 log = logging.getLogger("api.worker")
-NPU_BUSY_RETRY_S = 5.0  # how often the worker retries loading while another process holds the NPU
 
 
 Result = Token | Final | Embeddings  # what a request's stream yields; an Error frame raises instead
@@ -123,7 +124,8 @@ class WorkerClient:
         self._streams: dict[str, _Stream] = {}
         self._stats_waiters: dict[int, asyncio.Future[Stats]] = {}
         self._seq = itertools.count(1)
-        self._service_times: collections.deque[float] = collections.deque(maxlen=20)
+        self.drain = DrainRate()
+        self.scheduler: Scheduler | None = None  # set by the app; gates work that needs the device
         self._tasks: list[asyncio.Task[None]] = []
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
@@ -157,12 +159,26 @@ class WorkerClient:
 
     @property
     def ready(self) -> bool:
-        return self.view.epoch is not None and self.view.state == WorkerState.READY
+        """What /health/ready answers: a worker is there and the scheduler says it can serve."""
+        if self.view.epoch is None:
+            return False
+        if self.scheduler is None:
+            return self.view.state == WorkerState.READY
+        return self.scheduler.can_serve()
 
     def retry_after_s(self) -> float:
-        """How long a client should wait before a retry, from recent service times."""
-        per_request = sum(self._service_times) / len(self._service_times) if self._service_times else 2.0
-        return max(1.0, per_request * max(1, self.outstanding))
+        """When a full queue will have room again, from the measured drain rate."""
+        return self.drain.retry_after_s(self.outstanding - self.max_queue + 1, fallback_s=2.0)
+
+    async def send_load(self, reason: str) -> None:
+        if self.view.epoch is not None:
+            with contextlib.suppress(APIError):
+                await self._send(self.view.epoch, Load(reason))
+
+    async def send_release(self, scope: ReleaseScope, reason: str) -> None:
+        if self.view.epoch is not None:
+            with contextlib.suppress(APIError):
+                await self._send(self.view.epoch, Release(scope, reason))
 
     def _unavailable(self, reason: str) -> APIError:
         retry = max(2.0, self.view.model_load_seconds + 1.0)
@@ -174,6 +190,8 @@ class WorkerClient:
             return
         log_event(log, "worker_lost", logging.WARNING, epoch=epoch, why=why, failed=len(self._streams))
         self.view = WorkerView(detail=f"NPU worker stopped ({why}); waiting for restart")
+        if self.scheduler is not None:
+            self.scheduler.worker_changed(None, Placement.NONE, self.scheduler.policy.settings.uses_device)
         error = self._unavailable("the NPU worker stopped while serving this request; retry shortly")
         for stream in self._streams.values():
             if stream.epoch == epoch:
@@ -181,20 +199,11 @@ class WorkerClient:
 
     # --- requests ------------------------------------------------------------------------------------
 
-    def _admit(self) -> str:
+    def _admit(self) -> None:
+        """Refuse at once what cannot wait: no worker, or a full queue."""
         if self.view.epoch is None:
             raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
-        if self.view.state == WorkerState.NPU_BUSY:  # the worker retries the load every few seconds
-            raise APIError(503, f"the NPU is busy: {self.view.detail}", "npu_busy", None, NPU_BUSY_RETRY_S)
-        if self.view.state != WorkerState.READY:
-            raise APIError(
-                503,
-                f"the model is not ready: {self.view.detail}",
-                "model_loading",
-                None,
-                max(2.0, self.view.model_load_seconds),
-            )
-        if self.outstanding > self.max_queue:
+        if self.outstanding >= self.max_queue + 1:
             raise APIError(
                 503,
                 f"the queue is full ({self.max_queue} requests waiting); retry later",
@@ -202,20 +211,35 @@ class WorkerClient:
                 None,
                 self.retry_after_s(),
             )
-        return self.view.epoch
 
-    async def request(self, make: Callable[[str], Generate | Embed]) -> AsyncGenerator[Result, None]:
-        """Send one request (built by `make` from its request id) and yield its results until Final or
-        Embeddings; an Error frame raises APIError.
+    async def request(
+        self, work: Work, make: Callable[[str], Generate | Embed]
+    ) -> AsyncGenerator[Result, None]:
+        """Send one request (built by `make` from its request id) once it may run - the scheduler
+        holds work that needs the device until hailo-vision's turn - and yield its results until
+        Final or Embeddings; an Error frame raises APIError.
 
         Leaving the iteration early (client gone) sends Abort so the worker drops or stops the work.
         """
-        epoch = self._admit()
+        self._admit()
+        self.outstanding += 1
+        turn = self.scheduler.turn(work) if self.scheduler is not None else contextlib.nullcontext()
+        try:
+            async with turn:
+                async for item in self._exchange(make):
+                    yield item
+        except TurnRefused as refused:
+            raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
+        finally:
+            self.outstanding -= 1
+
+    async def _exchange(self, make: Callable[[str], Generate | Embed]) -> AsyncGenerator[Result, None]:
+        epoch = self.view.epoch
+        if epoch is None:
+            raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
         rid = uuid.uuid4().hex
         stream = _Stream(epoch)
         self._streams[rid] = stream
-        self.outstanding += 1
-        started = time.monotonic()
         finished = False
         try:
             await self._send(epoch, make(rid))
@@ -230,10 +254,9 @@ class WorkerClient:
                 finished = not isinstance(item, Token)
                 yield item
                 if finished:
-                    self._service_times.append(time.monotonic() - started)
+                    self.drain.finished()
                     return
         finally:
-            self.outstanding -= 1
             self._streams.pop(rid, None)
             if not finished and self.view.epoch == epoch:
                 with contextlib.suppress(zmq.ZMQError):
@@ -241,14 +264,14 @@ class WorkerClient:
 
     async def generate(self, make: Callable[[str], Generate]) -> AsyncGenerator[Token | Final, None]:
         """A generation's tokens, then its Final."""
-        async for item in self.request(make):
+        async for item in self.request(Work.GENERATE, make):
             if isinstance(item, Embeddings):
                 raise APIError(500, "the worker answered a generation with embeddings", "protocol_error")
             yield item
 
     async def embed(self, make: Callable[[str], Embed], timeout_s: float) -> Embeddings:
         """CLIP work's embeddings, within `timeout_s` (else 504)."""
-        frames = self.request(make)
+        frames = self.request(Work.CLIP, make)
         try:
             async with asyncio.timeout(timeout_s):
                 answer = await anext(frames)
@@ -330,6 +353,8 @@ class WorkerClient:
             self.restarts = max(0, self._epochs_seen - 1)
             log_event(log, "worker_adopted", epoch=epoch, pid=beat.pid, state=beat.state)
         self.view = WorkerView(epoch=epoch, detail=beat.detail, beat=beat, last_seen=time.monotonic())
+        if self.scheduler is not None:
+            self.scheduler.worker_changed(beat.state, beat.clip_placement, beat.backend == "hailo")
 
     async def _watch_disconnects(self, monitor: zmq.asyncio.Socket) -> None:
         try:

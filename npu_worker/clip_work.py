@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +36,7 @@ class EmbedJob:
     images: list[np.ndarray]
     texts: list[str]
     templates: tuple[str, ...]  # () = texts as they are
-    received: float = field(default_factory=time.monotonic)
+    received: float = 0.0  # the engine's clock when it was queued
     cancelled: threading.Event = field(default_factory=threading.Event)
     prompts: Prompts | BackendError | None = None  # set by ClipWork.prepare (compute thread only)
 
@@ -69,8 +69,15 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class ClipWork:
-    def __init__(self, backend: Backend, cache: TextEmbeddingCache, max_batch: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        cache: TextEmbeddingCache,
+        max_batch: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.backend = backend
+        self.clock = clock
         self.cache = cache
         self.max_batch = max(1, max_batch)
         self.encoder_runs = 0
@@ -142,7 +149,7 @@ class ClipWork:
 
         Images of jobs on the same model share encoder runs; prompts are resolved before it.
         """
-        started = time.monotonic()
+        started = self.clock()
         by_model: dict[str, list[EmbedJob]] = {}
         for job in jobs:
             by_model.setdefault(job.model, []).append(job)
@@ -172,7 +179,7 @@ class ClipWork:
                     cache_hits=prompts.cache_hits,
                     batch_images=len(images),
                     queue_wait_s=started - job.received,
-                    compute_s=time.monotonic() - started,
+                    compute_s=self.clock() - started,
                     image_embeddings=mine,
                     text_embeddings=prompts.embeddings,
                 )

@@ -199,6 +199,28 @@ class HailoConfig:
     read_timeout_s: float = setting(30.0, gt=0)  # longest wait for one token (or CLIP batch) from the device
 
 
+POLICIES = ("share", "vision-first", "ollama-first", "exclusive")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Turns on the NPU with hailo-ollama (backend: hailo); see docs/ARCHITECTURE.md."""
+
+    policy: str = setting("share", choices=POLICIES)
+    ollama_url: str = setting("http://127.0.0.1:8000", check=_http_url)  # "" = no hailo-ollama
+    ollama_timeout_s: float = setting(2.0, gt=0)  # /api/ps unanswered this long = generating
+    ollama_poll_s: float = setting(5.0, gt=0)
+    ollama_unload_timeout_s: float = setting(600.0, gt=0)  # the unload waits for a running answer
+    ollama_shares_device: bool = False  # hailo-ollama runs with HAILO_OLLAMA_VDEVICE_GROUP_ID=SHARED
+    vlm_idle_release_s: float = setting(120.0, gt=0)
+    min_residency_s: float = setting(30.0, ge=0)
+    max_wait_s: float = setting(60.0, gt=0)
+    turn_timeout_s: float = setting(150.0, gt=0)
+    clip_without_npu: str = setting("cpu", choices=("cpu", "wait", "refuse"))
+    load_retry_initial_s: float = setting(1.0, gt=0)
+    load_retry_max_s: float = setting(30.0, gt=0)
+
+
 @dataclass(frozen=True)
 class Config:
     backend: str = setting("onnx", choices=("onnx", "hailo", "auto"))
@@ -211,6 +233,7 @@ class Config:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     hailo: HailoConfig = field(default_factory=HailoConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     source: str = "<defaults>"  # the file it was read from
 
     def to_json(self) -> str:

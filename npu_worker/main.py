@@ -25,7 +25,8 @@ from npu_worker.backends import create_backend
 from npu_worker.child import child_setup
 from npu_worker.clip_work import EmbedJob
 from npu_worker.config import Config
-from npu_worker.engine import Engine, GenerateJob
+from npu_worker.engine import Engine
+from npu_worker.generation import GenerateJob
 from npu_worker.logs import log_event
 from npu_worker.protocol import (
     Abort,
@@ -33,14 +34,16 @@ from npu_worker.protocol import (
     Error,
     Generate,
     Heartbeat,
+    Load,
     Ping,
     Pong,
     ProtocolError,
+    Release,
     Role,
+    Stats,
     StatsRequest,
     Status,
     Wire,
-    WorkerState,
 )
 
 log = logging.getLogger("npu_worker")
@@ -68,7 +71,12 @@ class WorkerProcess:
         self._emit_local = threading.local()
         self.results_dropped = 0
         self.engine = Engine(
-            create_backend(config), self._emit, self._fatal, config.clip, config.resources.max_batch_size
+            create_backend(config),
+            self._emit,
+            self._fatal,
+            config.clip,
+            config.scheduler,
+            config.resources.max_batch_size,
         )
         self.stopping = threading.Event()
         self.fatal_message: str | None = None
@@ -110,10 +118,10 @@ class WorkerProcess:
                 queued=engine.queued(),
                 in_flight=in_flight,
                 pid=os.getpid(),
-                model_load_seconds=engine.figures.model_load_seconds,
+                model_load_seconds=engine.device.load_seconds,
                 details=engine.details,
                 clip_placement=engine.clip_placement,
-                retry_in_s=engine.retry_in_s(),
+                retry_in_s=engine.device.retry_in_s(),
                 chip_temperature_c=None,
             )
         )
@@ -128,6 +136,24 @@ class WorkerProcess:
         )
         with contextlib.suppress(zmq.Again):  # status is best effort: never block on the supervisor
             self.control.send_multipart(protocol.encode(status, self.epoch), zmq.NOBLOCK)
+
+    def _stats(self, seq: int) -> Stats:
+        engine, figures, cache = self.engine, self.engine.figures, self.engine.cache
+        return Stats(
+            seq=seq,
+            model_load_seconds=engine.device.load_seconds,
+            tokens_generated=figures.tokens_generated,
+            requests_finished=figures.requests_finished,
+            requests_failed=figures.requests_failed,
+            requests_cancelled=figures.requests_cancelled,
+            queued=engine.queued(),
+            text_cache_hits=cache.hits,
+            text_cache_misses=cache.misses,
+            text_cache_entries=len(cache),
+            text_cache_bytes=cache.bytes,
+            clip_encoder_runs=engine.clip.encoder_runs,
+            clip_images_encoded=engine.clip.images_encoded,
+        )
 
     def _check_api_alive(self) -> None:
         """The API pings while it lives; when it goes silent, its requests are orphans: drop them."""
@@ -151,20 +177,26 @@ class WorkerProcess:
             case Ping(seq=seq):
                 self._send_api(Pong(seq))
             case StatsRequest(seq=seq):
-                self._send_api(self.engine.stats(seq))
+                self._send_api(self._stats(seq))
+            case Load(reason=reason):
+                self.engine.request_load(reason)
+            case Release(scope=scope, reason=reason):
+                self.engine.request_release(scope, reason)
             case _:
                 log_event(log, "unexpected_message", logging.WARNING, kind=message.KIND.value)
 
     def _submit(self, message: Generate | Embed) -> None:
         """Queue a generation or CLIP work, or answer at once why it cannot be."""
-        if self.engine.state != WorkerState.READY:
-            refusal = f"model not ready: {self.engine.detail}"
-            self._send_api(Error(message.rid, "model_loading", refusal))
+        job = (
+            GenerateJob.from_message(message)
+            if isinstance(message, Generate)
+            else EmbedJob.from_message(message)
+        )
+        refusal = self.engine.refusal(job)
+        if refusal is not None:
+            self._send_api(Error(message.rid, *refusal))
             return
-        if isinstance(message, Generate):
-            self.engine.submit(GenerateJob.from_message(message))
-        else:
-            self.engine.submit(EmbedJob.from_message(message))
+        self.engine.submit(job)
 
     def serve(self) -> int:
         self.engine.start()

@@ -32,7 +32,16 @@ from typing import Any, ClassVar
 import msgpack
 import numpy as np
 
-from npu_worker.backend import FinishReason, ImagePart, Message, ModelInfo, SamplingParams, TextPart
+from npu_worker.backend import (
+    FinishReason,
+    ImagePart,
+    Message,
+    ModelInfo,
+    Placement,
+    ReleaseScope,
+    SamplingParams,
+    TextPart,
+)
 
 PROTOCOL_VERSION = 2
 
@@ -64,7 +73,8 @@ class Kind(StrEnum):
 class WorkerState(StrEnum):
     """The NPU worker's models: where they are on the way between the device and released."""
 
-    LOADING = "loading"  # opening the device and loading the models
+    STARTING = "starting"  # loading what needs no device (tokenizers, CPU encoders)
+    LOADING = "loading"  # taking the device and loading the models
     READY = "ready"  # the models are loaded; requests are served
     NPU_BUSY = "npu_busy"  # another process holds the device; the load is retried with backoff
     RELEASED = "released"  # the device was given back (idle or asked to); CPU parts stay loaded
@@ -101,19 +111,6 @@ class NpuOwner(StrEnum):
     HAILO_VISION = "hailo-vision"
     HAILO_OLLAMA = "hailo-ollama"
     UNKNOWN = "unknown"
-
-
-class Placement(StrEnum):
-    """Where a model runs now."""
-
-    NPU = "npu"
-    CPU = "cpu"
-    NONE = "none"
-
-
-class ReleaseScope(StrEnum):
-    VLM = "vlm"  # the VLM only: CLIP stays on the device (hailo-ollama shares the VDevice group)
-    DEVICE = "device"  # every model on the device, then the VDevice itself
 
 
 # Each error code maps to exactly one HTTP status; the API answers with it.
