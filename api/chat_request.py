@@ -129,7 +129,7 @@ ResponseFormat = Annotated[
 ]
 
 
-def refuse_required_tool_call(choice: str | NamedToolChoice | None, param: str) -> None:
+def refuse_required_tool_call(choice: object, param: str) -> None:
     """A request that requires a tool call the model cannot make: a clear 400, never plain text."""
     if choice is None or choice in ("none", "auto"):
         return
@@ -181,7 +181,7 @@ class ChatCompletionRequest(Body):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
-    def conversation(self, defaults: InferenceConfig) -> Conversation:
+    def to_conversation(self, defaults: InferenceConfig) -> Conversation:
         stop: tuple[str, ...] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         params = SamplingParams(
             max_tokens=self.max_completion_tokens or self.max_tokens or defaults.max_tokens,

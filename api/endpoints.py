@@ -30,13 +30,17 @@ from api.ollama_request import (
     OllamaGenerateRequest,
     OllamaModelRequest,
 )
+from api.responses_request import ResponsesRequest
 from api.routes_chat import chat_completions
 from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
 from api.routes_info import get_model, health, list_models, metrics, ready
 from api.routes_ollama import chat, embed, generate
 from api.routes_ollama_models import ps, pull, root, show, tags, version
+from api.routes_responses import responses
+from api.routes_vision import analyze, caption
 from api.schema import Body
 from api.services import services_of
+from api.vision_request import AnalyzeRequest, CaptionRequest
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -73,10 +77,15 @@ def _openai(path: str, method: str, handler: Any, summary: str, **kw: Any) -> li
 ENDPOINTS: tuple[Endpoint, ...] = (
     *_openai("/chat/completions", "POST", chat_completions, "Chat about images", body=ChatCompletionRequest,
              answers=(JSON, SSE)),
+    *_openai("/responses", "POST", responses, "Respond about images (Responses API, stateless)",
+             body=ResponsesRequest, answers=(JSON, SSE)),
     *_openai("/embeddings", "POST", embeddings, "CLIP embeddings of texts and images",
              body=OpenAIEmbeddingsRequest),
     *_openai("/models", "GET", list_models, "The loaded models"),
     *_openai("/models/{model_id:path}", "GET", get_model, "One model"),
+    Endpoint("/v1/caption", "POST", caption, "A caption of one image, by the VLM", "Vision", CaptionRequest),
+    Endpoint("/v1/vision/analyze", "POST", analyze, "One prompt over images, one answer each", "Vision",
+             AnalyzeRequest),
     Endpoint("/v1/classify", "POST", classify, "Zero-shot classification with CLIP", "CLIP", ClassifyRequest),
     Endpoint("/v1/embeddings/image", "POST", image_embeddings, "CLIP image embeddings", "CLIP",
              ImageEmbeddingsRequest),

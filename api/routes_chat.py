@@ -83,7 +83,7 @@ class _Completion:
 async def chat_completions(request: Request, body: ChatCompletionRequest) -> Response:
     arrived = time.monotonic()
     services = services_of(request)
-    chat = body.conversation(services.config.inference)
+    chat = body.to_conversation(services.config.inference)
     model = resolve_model(services, chat.model, "vlm")
     stream = bool(body.stream)
     generation = await Generation.start(services, model, chat, stream, arrived)
