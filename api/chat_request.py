@@ -7,6 +7,7 @@ and its JSON Schema validated; making the output follow it is the structured-out
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, Tag, ValidationInfo, model_validator
@@ -170,7 +171,7 @@ class ChatCompletionRequest(Body):
         refuse_required_tool_call(self.tool_choice, "tool_choice")
         return self
 
-    @property
+    @functools.cached_property
     def turns(self) -> tuple[Turn, ...]:
         return tuple(
             Turn(ROLES[m.role], _parts(m.content, f"messages[{i}].content"), f"messages[{i}].content")

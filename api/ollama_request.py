@@ -9,6 +9,7 @@ it is the structured-output work (#15).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -216,7 +217,7 @@ class OllamaChatRequest(OllamaGeneration):
             check_turns(self.turns, "messages", limits(info).api.max_images_per_request)
         return self
 
-    @property
+    @functools.cached_property
     def turns(self) -> tuple[Turn, ...]:
         """The messages; the top-level `system` leads when no message is one, and top-level `images`
         join the last user message when no message has images (LLM Vision sends them in both places)."""
@@ -264,7 +265,7 @@ class OllamaGenerateRequest(OllamaGeneration):
             check_turns(self.turns, "prompt", limits(info).api.max_images_per_request)
         return self
 
-    @property
+    @functools.cached_property
     def turns(self) -> tuple[Turn, ...]:
         user = Turn("user", with_images(self.prompt, self.images or [], "images"), "prompt")
         system = self.system_prompt

@@ -10,6 +10,7 @@ those that need stored state (`previous_response_id`, `conversation`, `backgroun
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, Tag, ValidationInfo, model_validator
@@ -148,7 +149,7 @@ class ResponsesRequest(Body):
         refuse_required_tool_call(self.tool_choice, "tool_choice")
         return self
 
-    @property
+    @functools.cached_property
     def turns(self) -> tuple[Turn, ...]:
         turns = [Turn("system", (self.instructions,), "instructions")] if self.instructions else []
         if isinstance(self.input, str):
