@@ -105,12 +105,8 @@ class JsonSchemaFormat(Body):
     strict: bool | None = None
 
 
-class TextFormat(Body):
-    type: Literal["text"]
-
-
-class JsonObjectFormat(Body):
-    type: Literal["json_object"]
+class PlainFormat(Body):
+    type: Literal["text", "json_object"]
 
 
 class JsonSchemaResponseFormat(Body):
@@ -118,15 +114,10 @@ class JsonSchemaResponseFormat(Body):
     json_schema: JsonSchemaFormat
 
 
+FORMAT_TYPES = {"text": "~plain", "json_object": "~plain", "json_schema": "~json_schema"}
 ResponseFormat = Annotated[
-    Annotated[TextFormat, Tag("~text")]
-    | Annotated[JsonObjectFormat, Tag("~json_object")]
-    | Annotated[JsonSchemaResponseFormat, Tag("~json_schema")],
-    tag_by(
-        by_field("type", {"text": "~text", "json_object": "~json_object", "json_schema": "~json_schema"}),
-        "must be 'text', 'json_object' or 'json_schema'",
-        field="type",
-    ),
+    Annotated[PlainFormat, Tag("~plain")] | Annotated[JsonSchemaResponseFormat, Tag("~json_schema")],
+    tag_by(by_field("type", FORMAT_TYPES), "must be 'text', 'json_object' or 'json_schema'", field="type"),
 ]
 
 

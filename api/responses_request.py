@@ -15,7 +15,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, Tag, ValidationInfo, model_validator
 
-from api.chat_request import MaxTokens, Temperature, TopP, refuse_required_tool_call
+from api.chat_request import (
+    FORMAT_TYPES,
+    JsonSchemaFormat,
+    MaxTokens,
+    PlainFormat,
+    Temperature,
+    TopP,
+    refuse_required_tool_call,
+)
 from api.conversation import Conversation, ImageRef, Part, Turn, check_turns
 from api.schema import Body, JsonSchema, NonBlank, by_field, json_kind, limits, tag_by
 from npu_worker.backend import Role, SamplingParams
@@ -74,25 +82,16 @@ InputItem = Annotated[
 ]
 
 
-class JsonSchemaTextFormat(Body):
+class JsonSchemaTextFormat(JsonSchemaFormat):
+    """Chat's json_schema format, flat: `{"type": "json_schema", "name", "schema", "strict"?}`."""
+
     type: Literal["json_schema"]
-    name: Annotated[str, Field(min_length=1, max_length=64)]
     schema_: JsonSchema = Field(alias="schema")
-    description: str | None = None
-    strict: bool | None = None
-
-
-class PlainTextFormat(Body):
-    type: Literal["text", "json_object"]
 
 
 TextFormat = Annotated[
-    Annotated[PlainTextFormat, Tag("~plain")] | Annotated[JsonSchemaTextFormat, Tag("~json_schema")],
-    tag_by(
-        by_field("type", {"text": "~plain", "json_object": "~plain", "json_schema": "~json_schema"}),
-        "must be 'text', 'json_object' or 'json_schema'",
-        field="type",
-    ),
+    Annotated[PlainFormat, Tag("~plain")] | Annotated[JsonSchemaTextFormat, Tag("~json_schema")],
+    tag_by(by_field("type", FORMAT_TYPES), "must be 'text', 'json_object' or 'json_schema'", field="type"),
 ]
 
 
