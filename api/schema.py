@@ -13,7 +13,7 @@ configuration (list limits) or span fields run in the body's `model_validator(mo
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -97,21 +97,31 @@ def by_field(name: str, tags: dict[str, str], default: str | None = None) -> Cal
 # --- JSON Schemas sent by clients (response_format, format, text.format) ----------------------------
 
 _META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+_CHECKED: dict[bytes, str | None] = {}  # digest of a schema -> its problem; bounded by _CHECKED_MAX
+_CHECKED_MAX = 256
 
 
-@functools.lru_cache(maxsize=128)
-def _schema_problem(canonical: str) -> str | None:
-    error = best_match(_META.iter_errors(json.loads(canonical)))
-    if error is None:
-        return None
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return f"{where.lstrip('.') or 'the schema'}: {error.message}"
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """What is wrong with a JSON Schema, or None. Checking one takes milliseconds and clients send the
+    same schema with every request, so the verdicts are kept (by digest, so big schemas cost no memory)."""
+    digest = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).digest()
+    if digest in _CHECKED:
+        return _CHECKED[digest]
+    error = best_match(_META.iter_errors(schema))
+    problem = None
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        problem = f"{where.lstrip('.') or 'the schema'}: {error.message}"
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED[digest] = problem
+    return problem
 
 
 def _valid_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A JSON Schema (2020-12) as clients send it; `strict` inside it, as Home Assistant puts it, is
-    an unknown keyword and allowed. Clients send the same schema every time, so results are cached."""
-    problem = _schema_problem(json.dumps(schema, sort_keys=True))
+    an unknown keyword and allowed."""
+    problem = _schema_problem(schema)
     if problem:
         raise PydanticCustomError(
             "json_schema", "is not a valid JSON Schema: {problem}", {"problem": problem}
