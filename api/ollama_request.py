@@ -71,9 +71,15 @@ Role = Annotated[
 ]
 
 
+NOT_APPLIED = "Accepted, not applied: no backend here has llama.cpp's penalties over the context"
+
+
 class OllamaOptions(Body):
-    """Ollama's model options. The first group is applied; the rest is accepted and not applied (this
-    model's sampler has no such setting, or the setting is the service's); unknown keys are ignored."""
+    """Ollama's model options. The first group is applied; the rest is accepted and not applied (no
+    backend here has the setting as llama.cpp means it, or it is the service's); unknown keys are
+    ignored. The penalties are among the rest: llama.cpp's count the prompt, the CPU sampler's (OpenAI's)
+    only the answer, the Hailo device's multiply; mapping one to another would change what clients asked
+    for (Frigate sends presence_penalty 0.3 and repeat_penalty 1.05 with every request)."""
 
     temperature: Annotated[float, Field(ge=0)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -81,9 +87,9 @@ class OllamaOptions(Body):
     seed: int | None = Field(None, description="Negative = random")
     num_predict: int | None = Field(None, description="Tokens to generate at most; negative = until done")
     stop: Stop | None = None
-    frequency_penalty: float | None = Field(None, description="Additive, on the tokens generated so far")
-    presence_penalty: float | None = Field(None, description="Additive, on the tokens generated so far")
-    repeat_penalty: float | None = Field(None, description="Accepted, not applied")
+    frequency_penalty: float | None = Field(None, description=NOT_APPLIED)
+    presence_penalty: float | None = Field(None, description=NOT_APPLIED)
+    repeat_penalty: float | None = Field(None, description=NOT_APPLIED)
     num_ctx: int | None = Field(None, description="Accepted, not applied: the model's window is used")
     repeat_last_n: int | None = None
     min_p: float | None = None
@@ -186,8 +192,6 @@ class OllamaGeneration(Body):
             top_p=defaults.top_p if options.top_p is None else options.top_p,
             top_k=options.top_k or 0,
             seed=options.seed if options.seed is not None and options.seed >= 0 else None,
-            frequency_penalty=options.frequency_penalty or 0.0,
-            presence_penalty=options.presence_penalty or 0.0,
             stop=tuple(s for s in ([stop] if isinstance(stop, str) else stop or ()) if s),
         )
 
