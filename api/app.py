@@ -19,7 +19,7 @@ from api.endpoints import ENDPOINTS
 from api.errors import APIError
 from api.keys import load_api_keys, valid_key
 from api.openapi import openapi_json
-from api.services import Services
+from api.services import Services, services_of
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
 from npu_worker.logs import log_event
@@ -28,6 +28,8 @@ from scheduler.driver import Scheduler
 log = logging.getLogger("api")
 # Probes and documents: open even when API keys are configured ("/" is Ollama's liveness probe).
 OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz", "/", "/openapi.json"})
+ADMIN_PREFIX = "/admin/"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def error_response(error: APIError, path: str, request_id: str | None = None) -> JSONResponse:
@@ -39,6 +41,7 @@ def error_response(error: APIError, path: str, request_id: str | None = None) ->
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
+    services_of(request).recent.failed(exc.code, exc.message)
     return error_response(exc, request.url.path, request.scope.get("request_id"))
 
 
@@ -80,23 +83,39 @@ class AccessMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        if self.services.api_keys and path not in OPEN_PATHS and scope["method"] != "OPTIONS":
-            key = headers.get("authorization", "")
-            if not key.lower().startswith("bearer ") or not valid_key(
-                key[7:].strip(), self.services.api_keys
-            ):
-                error = APIError(
-                    401, "a valid API key is required: send 'Authorization: Bearer <key>'", "invalid_api_key"
-                )
-                await error_response(error, path, request_id)(scope, receive, send_with_id)
-                self._record(scope, path, 401, started, request_id)
-                return
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await error_response(refusal, path, request_id)(scope, receive, send_with_id)
+            self._record(scope, path, refusal.status, started, request_id)
+            return
         await self.app(scope, receive, send_with_id)
         self._record(scope, path, status_holder["status"], started, request_id)
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> APIError | None:
+        """401 without a valid key where keys are configured; admin routes only on loopback or with a key."""
+        path, keys = scope["path"], self.services.api_keys
+        if path in OPEN_PATHS or scope["method"] == "OPTIONS":
+            return None
+        key = headers.get("authorization", "")
+        has_key = key.lower().startswith("bearer ") and bool(keys) and valid_key(key[7:].strip(), keys)
+        if path.startswith(ADMIN_PREFIX):
+            client = scope.get("client")
+            if (client is not None and client[0] in LOOPBACK) or has_key:
+                return None
+            if not keys:
+                return APIError(
+                    403, "the admin endpoints answer on loopback only (no API keys set)", "forbidden"
+                )
+        if keys and not has_key:
+            return APIError(
+                401, "a valid API key is required: send 'Authorization: Bearer <key>'", "invalid_api_key"
+            )
+        return None
 
     def _record(self, scope: Scope, path: str, status: int, started: float, request_id: str) -> None:
         route = _route_label(scope, path)
         elapsed = time.monotonic() - started
+        self.services.recent.finished(status, elapsed)
         self.services.metrics.requests.labels(route, str(status)).inc()
         self.services.metrics.latency.labels(route).observe(elapsed)
         if path not in OPEN_PATHS and path != "/metrics":

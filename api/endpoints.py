@@ -31,6 +31,7 @@ from api.ollama_request import (
     OllamaModelRequest,
 )
 from api.responses_request import ResponsesRequest
+from api.routes_admin import admin_status, npu_load, npu_release
 from api.routes_chat import chat_completions
 from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
 from api.routes_info import get_model, health, list_models, metrics, ready
@@ -110,4 +111,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/health/ready", "GET", ready, "Readiness", "Service"),
     Endpoint("/readyz", "GET", ready, "Readiness", "Service"),
     Endpoint("/metrics", "GET", metrics, "Prometheus metrics", "Service", answers=(TEXT,)),
+    Endpoint("/admin/status", "GET", admin_status, "The service's machine-readable status", "Admin"),
+    Endpoint("/admin/npu/release", "POST", npu_release, "Give the NPU back now", "Admin"),
+    Endpoint("/admin/npu/load", "POST", npu_load, "Take the NPU and load the models now", "Admin"),
 )  # fmt: skip

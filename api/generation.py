@@ -110,6 +110,7 @@ class Generation:
         metrics.ttft.observe(item.queue_wait_s + item.ttft_s)
         metrics.prompt_tokens.inc(item.prompt_tokens)
         metrics.completion_tokens.inc(item.completion_tokens)
+        self.services.recent.generated(item.completion_tokens)
         if item.text:
             yield item.text
 
