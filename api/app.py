@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.endpoints import ENDPOINTS
 from api.errors import APIError
+from api.generation import ClientGone
 from api.keys import load_api_keys, valid_key
 from api.openapi import openapi_json
 from api.services import Services, services_of
@@ -51,6 +52,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = f"{request.method} {request.url.path}: {exc.detail}"
     error = APIError(exc.status_code, message, code)
     return error_response(error, request.url.path, request.scope.get("request_id"))
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=499)  # nobody is listening any more
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
@@ -155,7 +160,12 @@ def create_app(config: Config, worker: WorkerClient, scheduler: Scheduler) -> St
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _crash},
+        exception_handlers={
+            APIError: _api_error,
+            HTTPException: _http_error,
+            ClientGone: _client_gone,
+            Exception: _crash,
+        },
     )
     app.state.services = services
     return app

@@ -32,6 +32,10 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 Frame = Token | Final
 
 
+class ClientGone(Exception):
+    """The client closed its connection before the whole answer was ready (answered 499, to no one)."""
+
+
 def _messages(conversation: Conversation, images: list[Any]) -> tuple[Message, ...]:
     pending = iter(images)
     return tuple(
@@ -118,7 +122,7 @@ class Generation:
         return "".join([piece async for piece in self.pieces()])
 
     async def whole(self, request: Request) -> str:
-        """The whole text, or 504 past the timeout; a client that goes away stops the generation (499)."""
+        """The whole text, or 504 past the timeout; a client that goes away stops the generation."""
         work = asyncio.create_task(self._text())
         gone = asyncio.create_task(_wait_disconnect(request))
         timeout = self.services.config.inference.timeout_s + API_TIMEOUT_MARGIN_S
@@ -130,7 +134,7 @@ class Generation:
             with contextlib.suppress(asyncio.CancelledError, APIError):
                 await work
             if gone in done:
-                raise APIError(499, "the client closed the request", "client_closed")
+                raise ClientGone
             raise APIError(504, f"the generation did not finish within {timeout:g} s", "timeout")
         finally:
             gone.cancel()
