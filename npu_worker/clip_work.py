@@ -9,10 +9,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from npu_worker.backend import Backend, BackendError
+from npu_worker.config import ClipConfig
+from npu_worker.logs import log_event
 from npu_worker.protocol import Embed, Embeddings
 from npu_worker.text_cache import TextEmbeddingCache
 
@@ -104,6 +107,16 @@ class ClipWork:
                 self.cache.put((model, templates, text), vector)
                 found[text] = vector
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    def warm(self, model: str, dim: int, cache_file: Path | None, config: ClipConfig) -> None:
+        """Load the saved text embeddings, then compute the configured preload prompts (both ways)."""
+        if cache_file is not None:
+            self.cache.load(cache_file, dim)
+        prompts = list(config.preload_prompts)
+        if prompts:
+            for templates in ((), config.templates):
+                self.text_embeddings(model, prompts, templates)
+            log_event(log, "prompts_preloaded", count=len(prompts))
 
     def text_tokens(self, model: str, texts: Sequence[str]) -> int:
         """Tokens of the texts (usage figures), counted once per text: camera pipelines repeat prompts."""

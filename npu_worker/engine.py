@@ -39,7 +39,7 @@ from npu_worker.config import ClipConfig, SchedulerConfig
 from npu_worker.device_turn import DeviceTurn
 from npu_worker.generation import GenerateJob, Generation
 from npu_worker.logs import log_event
-from npu_worker.protocol import Error, Wire, WorkerState
+from npu_worker.protocol import Error, Limits, Wire, WorkerState
 from npu_worker.text_cache import TextEmbeddingCache, cache_path
 
 log = logging.getLogger("npu_worker.engine")
@@ -98,6 +98,9 @@ class Engine:
         self.clip = ClipWork(backend, self.cache, max_batch, clock)
         self.max_batch = max(1, max_batch)
         self.batch_wait_s = clip.batch_wait_ms / 1000.0
+        self.text_cache_bytes = int(clip.text_cache_mb * 2**20)
+        self.generation_pause_s = 0.0  # the degradation ladder's pause between two generations
+        self._generation_ended = -math.inf
         self._generations: collections.deque[GenerateJob] = collections.deque()
         self._clip_jobs: list[EmbedJob] = []
         self._clip_batch_ended = -math.inf
@@ -136,6 +139,21 @@ class Engine:
         with self._wake:
             self.device.ask_release(scope, reason)
             self._wake.notify()
+
+    def apply_limits(self, limits: Limits) -> None:
+        """What the degradation ladder allows now: CLIP batch size, pause, text cache share."""
+        with self._wake:
+            self.max_batch = self.clip.max_batch = max(1, limits.max_batch)
+            self.generation_pause_s = limits.generation_pause_s
+            self.cache.resize(int(self.text_cache_bytes * limits.text_cache_share))
+            self._wake.notify()
+        log_event(
+            log,
+            "limits_applied",
+            max_batch=limits.max_batch,
+            pause_s=limits.generation_pause_s,
+            text_cache_share=limits.text_cache_share,
+        )
 
     def refusal(self, job: GenerateJob | EmbedJob) -> tuple[str, str] | None:
         """Why a job cannot be queued now (error code, message), or None when it can."""
@@ -233,7 +251,9 @@ class Engine:
             return False
         self.device.prepared()
         self._describe()
-        self._warm_cache()
+        clip = next((m for m in self.models if m.kind == "clip"), None)
+        if clip is not None and clip.embedding_dim is not None:
+            self.clip.warm(clip.id, clip.embedding_dim, self.cache_file, self.clip_config)
         return True
 
     def _decide(self) -> tuple[Step, float]:
@@ -266,7 +286,10 @@ class Engine:
         if decision.action == "clip":
             return Step.CLIP, 0.0
         if decision.action == "start":
-            return Step.START, 0.0
+            pause_left = self._generation_ended + self.generation_pause_s - now
+            if pause_left <= 0:
+                return Step.START, 0.0
+            due.append(pause_left)
         if decision.action == "token":
             return Step.TOKEN, 0.0
         if decision.action == "wait":
@@ -306,6 +329,7 @@ class Engine:
         active = self._active
         if active is not None and active.step():
             self._active = None
+            self._generation_ended = self.clock()
             with self._wake:
                 self._jobs.pop(active.job.rid, None)
 
@@ -370,22 +394,6 @@ class Engine:
         self.models = self.backend.describe()
         self.details = self.backend.details()
         self.clip_placement = self.backend.clip_placement()
-
-    def _clip_model(self) -> ModelInfo | None:
-        return next((m for m in self.models if m.kind == "clip"), None)
-
-    def _warm_cache(self) -> None:
-        """Load the saved text embeddings, then compute the configured preload prompts."""
-        model = self._clip_model()
-        if model is None or model.embedding_dim is None:
-            return
-        if self.cache_file is not None:
-            self.cache.load(self.cache_file, model.embedding_dim)
-        prompts = list(self.clip_config.preload_prompts)
-        if prompts:
-            for templates in ((), self.clip_config.templates):
-                self.clip.text_embeddings(model.id, prompts, templates)
-            log_event(log, "prompts_preloaded", count=len(prompts))
 
     def _save_cache(self) -> None:
         self._last_save = self.clock()

@@ -34,6 +34,7 @@ from npu_worker.protocol import (
     Error,
     Generate,
     Heartbeat,
+    Limits,
     Load,
     Ping,
     Pong,
@@ -44,6 +45,7 @@ from npu_worker.protocol import (
     StatsRequest,
     Status,
     Wire,
+    WorkerState,
 )
 
 log = logging.getLogger("npu_worker")
@@ -82,6 +84,15 @@ class WorkerProcess:
         self.fatal_message: str | None = None
         self.api_seen = time.monotonic()
         self.parent_pid = os.getppid()
+        self.chip_celsius: float | None = None
+        self._thermometer = threading.Thread(target=self._read_chip, name="thermometer", daemon=True)
+
+    def _read_chip(self) -> None:
+        """The accelerator's temperature every thermal.poll_s, off the socket and compute threads (a
+        device call must never hold up a heartbeat or a token)."""
+        while not self.stopping.wait(self.config.thermal.poll_s):
+            if self.engine.state != WorkerState.STARTING:
+                self.chip_celsius = self.engine.backend.chip_temperature()
 
     # The engine thread sends through its own PUSH socket (zmq sockets are not thread-safe).
     def _emit(self, message: Wire) -> None:
@@ -122,7 +133,7 @@ class WorkerProcess:
                 details=engine.details,
                 clip_placement=engine.clip_placement,
                 retry_in_s=engine.device.retry_in_s(),
-                chip_temperature_c=None,
+                chip_temperature_c=self.chip_celsius,
             )
         )
         status = Status(
@@ -182,6 +193,8 @@ class WorkerProcess:
                 self.engine.request_load(reason)
             case Release(scope=scope, reason=reason):
                 self.engine.request_release(scope, reason)
+            case Limits():
+                self.engine.apply_limits(message)
             case _:
                 log_event(log, "unexpected_message", logging.WARNING, kind=message.KIND.value)
 
@@ -200,6 +213,7 @@ class WorkerProcess:
 
     def serve(self) -> int:
         self.engine.start()
+        self._thermometer.start()
         poller = zmq.Poller()
         poller.register(self.api, zmq.POLLIN)
         interval = self.config.worker.heartbeat_interval_s

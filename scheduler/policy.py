@@ -115,6 +115,10 @@ class Observation:
     vision: Demand = field(default_factory=Demand)
     # hailo-ollama work that came through hailo-vision's door: waiting for its turn, or running there
     ollama_work: Demand = field(default_factory=Demand)
+    # The degradation ladder's word (scheduler/ladder.py): may the VLM be loaded, may it stay, and why not
+    may_load: bool = True
+    may_hold: bool = True
+    refusal: str = ""
 
 
 @dataclass
@@ -205,7 +209,8 @@ class TurnPolicy:
             if release:
                 self._switch_started = now
                 self._enter(Phase.RELEASING, now, why)
-                return [Action(ActionKind.RELEASE, why, scope=self._scope())]
+                scope = self._scope() if seen.may_hold else ReleaseScope.VLM  # memory: the VLM, CLIP stays
+                return [Action(ActionKind.RELEASE, why, scope=scope)]
         return []
 
     def may_dispatch(self, worker: WorkerState | None) -> bool:
@@ -249,6 +254,8 @@ class TurnPolicy:
 
     def _want_device(self, seen: Observation) -> tuple[bool, str]:
         s, vision, now = self.settings, seen.vision, seen.now
+        if self.phase != Phase.HOLDING and not (seen.may_load and seen.may_hold):
+            return False, seen.refusal
         if s.policy == Policy.EXCLUSIVE:
             return True, "policy exclusive keeps the NPU"
         if self._admin_load:
@@ -293,7 +300,11 @@ class TurnPolicy:
 
     def _should_release(self, seen: Observation) -> tuple[bool, str]:
         s, vision, now = self.settings, seen.vision, seen.now
-        if s.policy == Policy.EXCLUSIVE or self._admin_load or vision.in_flight:
+        if vision.in_flight:
+            return False, ""
+        if not seen.may_hold:
+            return True, seen.refusal
+        if s.policy == Policy.EXCLUSIVE or self._admin_load:
             return False, ""
         if self._starving(seen.ollama_work) and not self._starving(vision):
             return True, "hailo-ollama work waited max_wait_s"

@@ -81,6 +81,9 @@ class ScriptedBackend:
     def details(self) -> dict[str, Any]:
         return {}
 
+    def chip_temperature(self) -> float | None:
+        return None
+
     def clip_placement(self) -> Placement:
         return Placement.NPU if self.loaded else Placement.CPU if self.cpu_clip else Placement.NONE
 

@@ -31,6 +31,7 @@ from npu_worker.backend import (
 from npu_worker.config import Config
 from npu_worker.cpu.clip_runner import CAPABILITIES as CLIP_CAPABILITIES
 from npu_worker.cpu.clip_runner import ClipRunner
+from npu_worker.hailo.chip import ChipThermometer
 from npu_worker.hailo.clip import HailoClipImageEncoder
 from npu_worker.hailo.device import HailoModules, import_hailo, open_vdevice
 from npu_worker.hailo.features import HailoFeatures, detect_features
@@ -74,10 +75,12 @@ class HailoBackend:
         self.clip_images: HailoClipImageEncoder | None = None
         self.clip_text: ClipRunner | None = None  # CPU: text encoder, and image encoder when a fallback
         self.clip_info: ModelInfo | None = None
+        self.thermometer: ChipThermometer | None = None
 
     def prepare(self) -> None:
         """HailoRT, the HEF paths and the CPU side of CLIP: everything that can fail without the device."""
         hailo = self.hailo = import_hailo()
+        self.thermometer = ChipThermometer(hailo.platform)
         self.features = detect_features(hailo.platform, hailo.genai)
         log_event(
             log, "hailort_detected", version=self.features.version, features=",".join(self.features.names)
@@ -166,6 +169,9 @@ class HailoBackend:
 
     def describe(self) -> list[ModelInfo]:
         return [self.vlm_info, *([self.clip_info] if self.clip_info is not None else [])]
+
+    def chip_temperature(self) -> float | None:
+        return self.thermometer.celsius() if self.thermometer is not None else None
 
     def clip_placement(self) -> Placement:
         if self.clip_images is not None:
