@@ -139,9 +139,13 @@ class ContextLengthError(InvalidRequestError):
 
 
 class DeviceBusyError(BackendError):
-    """The accelerator is held by another process (HailoRT error 74); retry later."""
+    """The accelerator is held by another process (HailoRT error 74); retry after `retry_after_s`."""
 
     code = "npu_busy"
+
+    def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DeviceFailedError(BackendError):

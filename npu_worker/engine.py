@@ -42,7 +42,6 @@ from npu_worker.text_cache import TextEmbeddingCache
 log = logging.getLogger("npu_worker.engine")
 
 Emit = Callable[[Kind, dict[str, Any], list[np.ndarray]], None]
-NPU_BUSY_RETRY_S = 5.0
 CACHE_SAVE_INTERVAL_S = 30.0
 
 
@@ -346,9 +345,9 @@ class Engine:
                 self.backend.load()
             except DeviceBusyError as exc:
                 self.state, self.detail = WorkerState.NPU_BUSY, exc.message
-                log_event(log, "npu_busy", logging.WARNING, detail=exc.message, retry_s=NPU_BUSY_RETRY_S)
+                log_event(log, "npu_busy", logging.WARNING, detail=exc.message, retry_s=exc.retry_after_s)
                 with self._wake:
-                    self._wake.wait(NPU_BUSY_RETRY_S)
+                    self._wake.wait(exc.retry_after_s)
                 continue
             except Exception as exc:  # a load failure ends the worker; the supervisor decides on restarts
                 message = exc.message if isinstance(exc, BackendError) else repr(exc)
