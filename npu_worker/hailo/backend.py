@@ -27,8 +27,10 @@ from npu_worker.config import Config
 from npu_worker.cpu.clip_runner import CAPABILITIES as CLIP_CAPABILITIES
 from npu_worker.cpu.clip_runner import ClipRunner
 from npu_worker.hailo.clip import HailoClipImageEncoder
-from npu_worker.hailo.device import HailoModules, import_hailo, open_vdevice
+from npu_worker.hailo.device import open_vdevice, release_quietly
 from npu_worker.hailo.features import HailoFeatures, detect_features
+from npu_worker.hailo.load_failures import LoadFailures
+from npu_worker.hailo.runtime import HailoModules, import_hailo
 from npu_worker.hailo.vlm import BACKEND_NAME, HailoVLM
 from npu_worker.logs import log_event
 from npu_worker.warmup import warm_up
@@ -59,6 +61,8 @@ class HailoBackend:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.failures = LoadFailures()  # kept across load attempts: it counts uncertain retries
+        self.hailo: HailoModules | None = None
         self.features: HailoFeatures | None = None
         self.vdevice: Any = None
         self.vlm: HailoVLM | None = None
@@ -67,7 +71,7 @@ class HailoBackend:
         self.clip_info: ModelInfo | None = None
 
     def load(self) -> None:
-        hailo = import_hailo()
+        hailo = self.hailo = import_hailo()
         self.features = detect_features(hailo.platform, hailo.genai)
         log_event(
             log, "hailort_detected", version=self.features.version, features=",".join(self.features.names)
@@ -78,10 +82,17 @@ class HailoBackend:
         if clip.enabled and self.clip_text is None:  # kept across retries while the device is busy
             threads = self.config.resources.cpu_threads or None
             self.clip_text = ClipRunner(clip.path, threads, model_id=clip.name, image_encoder=False)
-        self.vdevice = open_vdevice(hailo, settings.group_id)
+        self.vdevice = open_vdevice(hailo, settings.group_id, self.failures)
         try:
             self.vlm = HailoVLM(
-                hailo, self.vdevice, vlm_hef, model.name, self.features, settings, model.context_length
+                hailo,
+                self.vdevice,
+                vlm_hef,
+                model.name,
+                self.features,
+                settings,
+                self.failures,
+                model.context_length,
             )
             if clip_hef is not None:
                 self._load_clip(hailo, clip_hef)
@@ -90,6 +101,7 @@ class HailoBackend:
         except BaseException:
             self._release_device()
             raise
+        self.failures.loaded()
 
     def _load_clip(self, hailo: HailoModules, hef: Path) -> None:
         text = self.clip_text
@@ -103,6 +115,7 @@ class HailoBackend:
             self.config.resources.max_batch_size,
             float_output=self.config.hailo.clip_output == "float32",
             timeout_s=self.config.hailo.read_timeout_s,
+            failures=self.failures,
         )
         self.clip_info = ModelInfo(
             id=text.info.id,
@@ -119,8 +132,8 @@ class HailoBackend:
             self.vlm.release()
         if self.clip_images is not None:
             self.clip_images.release()
-        if self.vdevice is not None:
-            self.vdevice.release()
+        if self.vdevice is not None and self.hailo is not None:
+            release_quietly(self.hailo, "VDevice", self.vdevice.release)
         self.vlm = self.clip_images = self.clip_info = self.vdevice = None
 
     def unload(self) -> None:

@@ -11,12 +11,18 @@ output. make_*_hef write them; load_hef reads one and fails like the real librar
   library's answer to a wrong magic/version header);
 - a double HEF that is malformed, names missing model files, or is of the wrong kind for the call
   (a CLIP HEF given to VLM(...)): status 26 HAILO_INVALID_HEF.
+
+The device runs HailoRT's server on its own filesystem; a GenAI HEF "exists on the server" when that
+filesystem holds a file of the same path and hash (hailort_server/genai/utils.hpp v5.2.0:52-78,
+handle_check_hef_exists_request). The double keeps that filesystem under `<state dir>/server-fs`;
+put_hef_on_server copies a HEF there (on hardware: a HEF copied onto the device at the host's path).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,7 @@ from hailo_double_tools.native import (
     HAILO_OPEN_FILE_FAILURE,
     fail,
 )
+from hailo_double_tools.settings import state_dir
 
 VLM_KIND = "vlm"
 LLM_KIND = "llm"
@@ -178,14 +185,37 @@ def make_clip_hef(
     )
 
 
+def require_file(path: str | Path) -> None:
+    """Status 13 for a HEF path that is not a file on the host (VLMParams::set_model and friends)."""
+    if not Path(path).is_file():
+        fail(HAILO_OPEN_FILE_FAILURE, f"Hef file '{path}' does not exist")
+
+
+def _server_copy(hef: str | Path, directory: Path | None = None) -> Path:
+    return (directory or state_dir()) / "server-fs" / Path(hef).resolve().relative_to("/")
+
+
+def put_hef_on_server(hef: str | Path, directory: str | Path | None = None) -> Path:
+    """Copy a HEF onto the simulated device's filesystem at its host path (`directory`: a state dir)."""
+    copy = _server_copy(hef, Path(directory) if directory else None)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(hef, copy)
+    return copy
+
+
+def hef_on_server(hef: str | Path) -> bool:
+    """Does the device's filesystem hold this HEF at the same path, with the same content?"""
+    copy = _server_copy(hef)
+    return copy.is_file() and copy.read_bytes() == Path(hef).read_bytes()
+
+
 def load_hef(source: str | Path | bytes, kinds: tuple[str, ...]) -> dict[str, Any]:
     """Read a double HEF (a path, or the file's bytes) for a call accepting `kinds`, failing like HailoRT."""
     if isinstance(source, bytes):
         origin, raw = "HEF buffer", source
     else:
         origin = str(source)
-        if not Path(source).is_file():
-            fail(HAILO_OPEN_FILE_FAILURE, f"Failed opening file, path: {source}")
+        require_file(source)
         raw = Path(source).read_bytes()
     try:
         document = json.loads(raw.decode("utf-8"))

@@ -29,9 +29,9 @@ from hailo_double_tools.native import (
     HAILO_INVALID_OPERATION,
     HAILO_NOT_FOUND,
     HAILO_TIMEOUT,
+    STATUS_EXCEPTIONS,
     FormatOrder,
     FormatType,
-    HailoRTStatusException,
     QuantInfo,
     fail,
 )
@@ -253,7 +253,7 @@ class NativeConfiguredInferModel:
             time.sleep(settings.infer_delay_s())
             try:
                 self._infer(pairs)
-            except HailoRTStatusException as exc:
+            except STATUS_EXCEPTIONS as exc:
                 status = int(exc.args[0])
             callback(status)
 

@@ -13,10 +13,10 @@ import struct
 from enum import Enum, IntEnum
 from typing import Any, Literal
 
-from hailo_double_tools.native import HailoRTException, TemperatureInfo, VDeviceParams
+from hailo_double_tools.native import TemperatureInfo, VDeviceParams
 from hailo_double_tools.native_device import NativeDevice, NativeVDevice
 from hailo_double_tools.native_infer import NativeInferModel
-from hailo_platform.pyhailort._errors import ExceptionWrapper
+from hailo_platform.pyhailort._errors import ExceptionWrapper, HailoRTException
 from hailo_platform.pyhailort._infer_model import InferModel
 
 

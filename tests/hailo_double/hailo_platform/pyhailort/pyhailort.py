@@ -10,7 +10,6 @@ from hailo_double_tools.native import (
     HAILO_UNIQUE_VDEVICE_GROUP_ID,
     FormatOrder,
     FormatType,
-    HailoRTException,
     TemperatureInfo,
 )
 from hailo_double_tools.native import SchedulingAlgorithm as HailoSchedulingAlgorithm
@@ -29,6 +28,7 @@ from hailo_platform.pyhailort._errors import (
     HailoCommunicationClosedException,
     HailoRTDriverOperationFailedException,
     HailoRTEthException,
+    HailoRTException,
     HailoRTFirmwareControlFailedException,
     HailoRTHEFNotCompatibleWithDevice,
     HailoRTInvalidArgumentException,
