@@ -148,22 +148,27 @@ def make_clip_hef(
     quantized: bool = True,
     name: str = "clip-demo-image-encoder.hef",
     qp_scale: float | None = None,
-    qp_zp: float = 128.0,
+    qp_zp: float | None = None,
+    bits: int = 8,
 ) -> Path:
     """Write a CLIP image-encoder double HEF for a CLIP export directory (the demo CLIP by default).
 
     Input: uint8 NHWC frames of the preprocessor's size (normalisation happens "inside the HEF").
-    Output: the L2-normalised image embedding, NC order. Quantised output (uint8, the real default)
-    uses qp_zp 128 and a qp_scale calibrated on synthetic images to cover the output range with
-    a 25 % margin, unless qp_scale is given. quantized=False makes FLOAT32 the default output.
+    Output: the L2-normalised image embedding, NC order. A quantised output is `bits` wide (8, the
+    usual, or 16: its default format is then UINT16) with qp_zp at mid-range (128 / 32768) and a
+    qp_scale calibrated on synthetic images to cover the output range with a 25 % margin, unless
+    given. quantized=False makes FLOAT32 the default output.
     """
     from hailo_double_tools.clip_engine import calibrate_scale, encoder_geometry
 
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, not {bits}")
+    zero = float(2 ** (bits - 1)) if qp_zp is None else qp_zp
     clip_dir = Path(clip_dir).resolve()
     onnx_path = clip_dir / "onnx" / "vision_model.onnx"
     preprocessor = clip_dir / "preprocessor_config.json"
     (height, width), dim = encoder_geometry(onnx_path, preprocessor)
-    scale = qp_scale if qp_scale is not None else calibrate_scale(onnx_path, preprocessor, qp_zp)
+    scale = qp_scale if qp_scale is not None else calibrate_scale(onnx_path, preprocessor, zero, bits)
     network = clip_dir.name.replace("-", "_")
     return _write(
         Path(directory) / name,
@@ -178,7 +183,8 @@ def make_clip_hef(
                 "name": f"{network}/normalization1",
                 "dim": dim,
                 "quantized": quantized,
-                "qp_zp": qp_zp,
+                "bits": bits,
+                "qp_zp": zero,
                 "qp_scale": scale,
             },
         },

@@ -43,6 +43,7 @@ class VersionProfile:
     has_context_api: bool  # get_context_usage_size, max_context_capacity, save/load_context, 5.1.1
     has_speech2text: bool  # genai.Speech2Text, from 5.1.0
     generate_all_timeout_ms: int | None  # generate_all's timeout_ms default (None: no parameter)
+    has_text2image: bool = False  # genai.Text2Image, 5.1.0 only
     # pyhailort.cpp registers HailoRTStatusException under HailoRTException (5.2.0); before, under
     # Exception, while hailo_platform.HailoRTException is a Python class of pyhailort.py.
     status_under_hailort_exception: bool = False
@@ -68,6 +69,7 @@ PROFILES = {
             False,
             True,
             10000,
+            has_text2image=True,
             optimize_hef_on_server_status=65,
         ),
         VersionProfile(
