@@ -24,6 +24,7 @@ from api.services import Services
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
 from npu_worker.logs import log_event
+from scheduler.driver import Scheduler
 
 log = logging.getLogger("api")
 OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz"})
@@ -115,8 +116,9 @@ def _route_label(scope: Scope, path: str) -> str:
     return getattr(route, "path", None) or ("unmatched" if path not in OPEN_PATHS else path)
 
 
-def create_app(config: Config, worker: WorkerClient) -> Starlette:
-    services = Services(config, worker, api_keys=load_api_keys(config.api.api_keys, config.api.api_key_file))
+def create_app(config: Config, worker: WorkerClient, scheduler: Scheduler) -> Starlette:
+    keys = load_api_keys(config.api.api_keys, config.api.api_key_file)
+    services = Services(config, worker, scheduler, api_keys=keys)
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/classify", classify, methods=["POST"]),

@@ -27,7 +27,9 @@ from npu_worker import protocol
 from npu_worker.child import child_setup
 from npu_worker.config import Config, ConfigError
 from npu_worker.logs import log_event
-from npu_worker.protocol import Kind
+from npu_worker.protocol import ApiState, Role, Status
+from scheduler.driver import Scheduler
+from scheduler.ollama import OllamaClient
 
 log = logging.getLogger("api")
 
@@ -38,8 +40,8 @@ class _Server(uvicorn.Server):
     services: Services | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.services is not None and self.services.state != "draining":
-            self.services.state = "draining"
+        if self.services is not None and self.services.state != ApiState.DRAINING:
+            self.services.state = ApiState.DRAINING
             log_event(log, "draining", in_flight=self.services.in_flight)
         super().handle_exit(sig, frame)
 
@@ -52,34 +54,34 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
     control.connect(protocol.control_endpoint(runtime_dir))
     epoch = protocol.new_epoch()
     parent = os.getppid()
-    sent: tuple[str, bool] | None = None
+    sent: tuple[ApiState, bool] | None = None
     sent_at = 0.0
     try:
         while True:
             if os.getppid() != parent and not server.should_exit:
                 log_event(log, "supervisor_gone", logging.WARNING)
                 server.should_exit = True
-            if services.state == "starting" and server.started:
-                services.state = "listening"
+            if services.state == ApiState.STARTING and server.started:
+                services.state = ApiState.LISTENING
                 log_event(log, "listening", host=services.config.api.host, port=services.config.api.port)
             view = services.worker.view
-            status = {
-                "role": "api",
-                "pid": os.getpid(),
-                "state": services.state,
-                "detail": view.detail,
-                "in_flight": services.in_flight,
-                "queued": view.queued,
-                "model": services.config.model.name,
-                "worker_ready": services.worker.ready,  # what /health/ready answers
-            }
+            status = Status(
+                role=Role.API,
+                pid=os.getpid(),
+                state=services.state,
+                detail=view.detail,
+                in_flight=services.in_flight,
+                queued=view.queued,
+                model=services.config.model.name,
+                worker_ready=services.worker.ready,  # what /health/ready answers
+            )
             now = time.monotonic()
             # On every change at once (READY=1 waits for worker_ready), else once per interval.
             if (services.state, services.worker.ready) != sent or now - sent_at >= interval_s:
                 with contextlib.suppress(zmq.Again):
-                    await control.send_multipart(protocol.encode(Kind.STATUS, epoch, status), zmq.NOBLOCK)
+                    await control.send_multipart(protocol.encode(status, epoch), zmq.NOBLOCK)
                 sent, sent_at = (services.state, services.worker.ready), now
-            settled = services.state != "starting" and services.worker.ready
+            settled = services.state != ApiState.STARTING and services.worker.ready
             await asyncio.sleep(interval_s if settled else 0.05)
     finally:
         control.close(linger=0)
@@ -93,7 +95,14 @@ async def serve(config: Config, runtime_dir: Path) -> None:
         config.resources.max_queue,
     )
     await worker.start()
-    app = create_app(config, worker)
+    s = config.scheduler
+    ollama = (
+        OllamaClient(s.ollama_url, s.ollama_timeout_s, s.ollama_unload_timeout_s) if s.ollama_url else None
+    )
+    scheduler = Scheduler(config, worker, ollama)
+    worker.scheduler = scheduler
+    await scheduler.start()
+    app = create_app(config, worker, scheduler)
     server = _Server(
         uvicorn.Config(
             app,
@@ -115,6 +124,7 @@ async def serve(config: Config, runtime_dir: Path) -> None:
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
+        await scheduler.close()
         await worker.close()
     log_event(log, "api_stopped")
 

@@ -7,9 +7,9 @@ Names are `hailo_vision_*` in base units (seconds, tokens, bytes).
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from npu_worker.protocol import Stats
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 BATCH_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64)
@@ -86,15 +86,15 @@ class Metrics:
             field: Gauge(name, help_text, registry=r) for field, (name, help_text) in CLIP_STATS.items()
         }
 
-    def render(self, worker_ready: bool, restarts: int, stats: dict[str, Any] | None) -> bytes:
+    def render(self, worker_ready: bool, restarts: int, stats: Stats | None) -> bytes:
         self.worker_up.set(1 if worker_ready else 0)
         if restarts > self._restarts_counted:
             self.worker_restarts.inc(restarts - self._restarts_counted)
             self._restarts_counted = restarts
         if stats is not None:
-            self.model_load.set(float(stats.get("model_load_seconds", 0.0)))
-            self.queued.set(int(stats.get("queued", 0)))
-            self.worker_tokens.set(int(stats.get("tokens_generated", 0)))
+            self.model_load.set(stats.model_load_seconds)
+            self.queued.set(stats.queued)
+            self.worker_tokens.set(stats.tokens_generated)
             for field, gauge in self.clip_gauges.items():
-                gauge.set(int(stats.get(field, 0)))
+                gauge.set(getattr(stats, field))
         return generate_latest(self.registry)

@@ -26,9 +26,16 @@ from api.image_loading import load_images
 from api.routes_info import VERSION, resolve_model
 from api.services import Services, services_of
 from npu_worker.backend import ImagePart, Message, ModelInfo, TextPart
-from npu_worker.protocol import Envelope, Kind, messages_to_wire, params_to_wire
+from npu_worker.protocol import Final, Generate, Token
 
 API_TIMEOUT_MARGIN_S = 5.0  # the worker enforces the timeout; this guards against a stuck worker
+Generated = Token | Final
+
+
+def _final(item: Generated) -> Final:
+    if not isinstance(item, Final):
+        raise APIError(500, f"the worker answered a generation with {item!r}", "protocol_error")
+    return item
 
 
 def _messages(chat: ChatRequest, images: list[Any]) -> list[Message]:
@@ -61,13 +68,12 @@ class _Completion:
         self.fingerprint = f"hv-{VERSION}-{model.backend}"
         self.arrived = arrived
 
-    def observe(self, final: Envelope) -> None:
+    def observe(self, final: Final) -> None:
         metrics = self.services.metrics
-        f = final.fields
-        metrics.queue_wait.observe(float(f.get("queue_wait_s", 0.0)))
-        metrics.ttft.observe(float(f.get("queue_wait_s", 0.0)) + float(f.get("ttft_s", 0.0)))
-        metrics.prompt_tokens.inc(int(f.get("prompt_tokens", 0)))
-        metrics.completion_tokens.inc(int(f.get("completion_tokens", 0)))
+        metrics.queue_wait.observe(final.queue_wait_s)
+        metrics.ttft.observe(final.queue_wait_s + final.ttft_s)
+        metrics.prompt_tokens.inc(final.prompt_tokens)
+        metrics.completion_tokens.inc(final.completion_tokens)
 
     def sse(self, body: dict[str, Any]) -> str:
         return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
@@ -88,20 +94,18 @@ class _Completion:
             )
         )
 
-    async def stream(self, first: Envelope, frames: AsyncGenerator[Envelope, None]) -> AsyncIterator[str]:
+    async def stream(self, first: Generated, frames: AsyncGenerator[Generated, None]) -> AsyncIterator[str]:
         try:
             yield self.chunk({"role": "assistant", "content": ""})
             item = first
-            while item.kind == Kind.TOKEN:
-                yield self.chunk({"content": item.fields["text"]})
+            while isinstance(item, Token):
+                yield self.chunk({"content": item.text})
                 item = await anext(frames)
-            self.observe(item)
-            yield self.chunk({}, str(item.fields["reason"]))
+            final = _final(item)
+            self.observe(final)
+            yield self.chunk({}, final.reason)
             if self.chat.include_usage:
-                yield self.chunk(
-                    None,
-                    usage=fmt.usage(int(item.fields["prompt_tokens"]), int(item.fields["completion_tokens"])),
-                )
+                yield self.chunk(None, usage=fmt.usage(final.prompt_tokens, final.completion_tokens))
         except APIError as error:
             yield self.sse(error.body())
         finally:
@@ -109,24 +113,24 @@ class _Completion:
             self.services.in_flight -= 1
         yield "data: [DONE]\n\n"
 
-    async def whole(self, first: Envelope, frames: AsyncGenerator[Envelope, None]) -> dict[str, Any]:
+    async def whole(self, first: Generated, frames: AsyncGenerator[Generated, None]) -> dict[str, Any]:
         text: list[str] = []
         item = first
-        while item.kind == Kind.TOKEN:
-            text.append(item.fields["text"])
+        while isinstance(item, Token):
+            text.append(item.text)
             item = await anext(frames)
-        self.observe(item)
-        f = item.fields
-        text.append(str(f.get("text", "")))  # the whole text, when the worker was asked not to stream
+        final = _final(item)
+        self.observe(final)
+        text.append(final.text)  # the whole text, when the worker was asked not to stream
         return fmt.chat_completion(
             self.cid,
             self.created,
             self.model,
             self.fingerprint,
             "".join(text),
-            str(f["reason"]),
-            int(f["prompt_tokens"]),
-            int(f["completion_tokens"]),
+            final.reason,
+            final.prompt_tokens,
+            final.completion_tokens,
         )
 
 
@@ -138,16 +142,12 @@ async def chat_completions(request: Request) -> Response:
     chat = parse_chat_request(body, config.inference, config.api.max_images_per_request)
     model = resolve_model(services, chat.model, "vlm")
     images = await load_images(chat.images, services, model.max_pixels)
-    wire, arrays = messages_to_wire(_messages(chat, images))
-    fields = {
-        "model": model.id,
-        "messages": wire,
-        "params": params_to_wire(chat.params),
-        "timeout_s": config.inference.timeout_s,
-        "stream": chat.stream,
-    }
+    messages = tuple(_messages(chat, images))
     completion = _Completion(services, model, chat, arrived)
-    frames = services.worker.request(Kind.GENERATE, fields, arrays)
+    timeout_s = config.inference.timeout_s
+    frames = services.worker.generate(
+        lambda rid: Generate(rid, model.id, messages, chat.params, timeout_s, chat.stream)
+    )
     services.in_flight += 1
     try:
         first = await anext(frames)
@@ -167,8 +167,8 @@ async def _answer_whole(
     request: Request,
     services: Services,
     completion: _Completion,
-    first: Envelope,
-    frames: AsyncGenerator[Envelope, None],
+    first: Generated,
+    frames: AsyncGenerator[Generated, None],
 ) -> Response:
     work = asyncio.create_task(completion.whole(first, frames))
     gone = asyncio.create_task(_wait_disconnect(request))

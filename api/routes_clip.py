@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,13 +37,12 @@ from api.clip_request import (
     parse_text_embeddings_request,
 )
 from api.clip_scoring import SCORE_DECIMALS, classify_scores, ranked, similarity, softmax
-from api.errors import APIError
 from api.image_loading import load_images
 from api.routes_info import resolve_model
 from api.services import Services, services_of
 from npu_worker.backend import ModelInfo
 from npu_worker.config import ClipConfig
-from npu_worker.protocol import Kind
+from npu_worker.protocol import Embed
 
 # Images are decoded (and region crops reduced) to keep this many times the encoder's input side.
 CROP_SLACK = 2
@@ -96,27 +94,18 @@ async def _embed(
     texts: Sequence[str],
     templates: Sequence[str] = (),
 ) -> Embedded:
-    """Send one EMBED to the worker and wait for its EMBEDDINGS (bounded by inference.timeout_s)."""
-    fields = {"model": model.id, "texts": list(texts), "templates": list(templates)}
-    timeout = services.config.inference.timeout_s
-    frames = services.worker.request(Kind.EMBED, fields, images)
-    try:
-        async with asyncio.timeout(timeout):
-            answer = await anext(frames)
-    except TimeoutError:
-        raise APIError(504, f"the embeddings did not arrive within {timeout:g} s", "timeout") from None
-    finally:
-        with contextlib.suppress(APIError):
-            await frames.aclose()
-    f = answer.fields
-    services.metrics.clip_batch_images.observe(int(f.get("batch_images", 0)))
-    image_embeds, text_embeds = answer.arrays
+    """Send CLIP work to the worker and wait for its embeddings (bounded by inference.timeout_s)."""
+    answer = await services.worker.embed(
+        lambda rid: Embed(rid, model.id, tuple(texts), tuple(templates), tuple(images)),
+        services.config.inference.timeout_s,
+    )
+    services.metrics.clip_batch_images.observe(answer.batch_images)
     return Embedded(
-        image_embeds,
-        text_embeds,
-        float(f["logit_scale"]),
-        int(f.get("text_tokens", 0)),
-        float(f.get("compute_s", 0.0)),
+        answer.image_embeddings,
+        answer.text_embeddings,
+        answer.logit_scale,
+        answer.text_tokens,
+        answer.compute_s,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -13,16 +14,24 @@ from api.errors import APIError
 from api.openai_format import model_object
 from api.services import Services, services_of
 from npu_worker.backend import ModelInfo, ModelKind
+from npu_worker.protocol import ServiceState, WorkerState
 
 try:
     VERSION = version("hailo-vision")
 except PackageNotFoundError:  # running from a source tree without installing
     VERSION = "0+unknown"
 
-_STATES = {"ready": "ready", "loading": "loading", "npu_busy": "unavailable", "failed": "unavailable"}
+_STATES = {
+    WorkerState.STARTING: ServiceState.LOADING,
+    WorkerState.READY: ServiceState.READY,
+    WorkerState.LOADING: ServiceState.LOADING,
+    WorkerState.NPU_BUSY: ServiceState.UNAVAILABLE,
+    WorkerState.RELEASED: ServiceState.UNAVAILABLE,
+    WorkerState.FAILED: ServiceState.UNAVAILABLE,
+}
 
 
-def known_models(services: Services) -> list[ModelInfo]:
+def known_models(services: Services) -> Sequence[ModelInfo]:
     """The worker's loaded models; before the worker reports, the configured ones."""
     if services.worker.view.models:
         return services.worker.view.models
@@ -44,9 +53,9 @@ def resolve_model(services: Services, requested: str | None, kind: ModelKind) ->
     raise APIError(404, f"model {name!r} not found; available: {available}", "model_not_found", "model")
 
 
-def _state(services: Services) -> str:
-    view = services.worker.view
-    return "unavailable" if view.epoch is None else _STATES.get(view.state, "unavailable")
+def _state(services: Services) -> ServiceState:
+    state = services.worker.view.state
+    return ServiceState.UNAVAILABLE if state is None else _STATES[state]
 
 
 def _health_body(services: Services) -> dict[str, Any]:

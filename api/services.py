@@ -12,6 +12,8 @@ from starlette.requests import Request
 from api.metrics import Metrics
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
+from npu_worker.protocol import ApiState
+from scheduler.driver import Scheduler
 
 
 @dataclass
@@ -20,10 +22,11 @@ class Services:
 
     config: Config
     worker: WorkerClient
+    scheduler: Scheduler
     metrics: Metrics = field(default_factory=Metrics)
     started: float = field(default_factory=time.monotonic)
     api_keys: frozenset[str] = frozenset()
-    state: str = "starting"
+    state: ApiState = ApiState.STARTING
     in_flight: int = 0
 
     @contextlib.contextmanager

@@ -11,58 +11,101 @@ reports ready. Frames from any other epoch are dropped.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from api.errors import APIError
 from npu_worker import protocol
-from npu_worker.backend import ModelInfo
+from npu_worker.backend import ModelInfo, Placement, ReleaseScope
 from npu_worker.logs import log_event
-from npu_worker.protocol import ERROR_STATUS, Envelope, Kind, WorkerState
+from npu_worker.protocol import (
+    ERROR_STATUS,
+    Abort,
+    Embed,
+    Embeddings,
+    Error,
+    Final,
+    Generate,
+    Heartbeat,
+    Load,
+    Ping,
+    Pong,
+    Release,
+    Stats,
+    StatsRequest,
+    Token,
+    Wire,
+    WorkerState,
+)
+from scheduler.drain import DrainRate
+from scheduler.driver import Scheduler, TurnRefused, Work
 
 log = logging.getLogger("api.worker")
-NPU_BUSY_RETRY_S = 5.0  # how often the worker retries loading while another process holds the NPU
+
+
+Result = Token | Final | Embeddings  # what a request's stream yields; an Error frame raises instead
 
 
 @dataclass
 class _Stream:
     epoch: str
-    queue: asyncio.Queue[Envelope | APIError] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Result | Error | APIError] = field(default_factory=asyncio.Queue)
 
 
 @dataclass
 class WorkerView:
-    """What the API knows of the current worker, from its heartbeats."""
+    """What the API knows of the current worker, from its heartbeats (`beat` is None before the
+    first heartbeat of the current worker)."""
 
     epoch: str | None = None
-    state: str = "unavailable"
     detail: str = "waiting for the NPU worker to start"
-    backend: str = ""
-    models: list[ModelInfo] = field(default_factory=list)
-    queued: int = 0
-    model_load_seconds: float = 0.0
-    details: dict[str, Any] = field(default_factory=dict)
+    beat: Heartbeat | None = None
     last_seen: float = 0.0
 
+    @property
+    def state(self) -> WorkerState | None:
+        return self.beat.state if self.beat is not None else None
 
-def error_from_frame(fields: dict[str, Any]) -> APIError:
-    code = str(fields.get("code", "internal_error"))
-    status = ERROR_STATUS.get(code, 500)
+    @property
+    def models(self) -> tuple[ModelInfo, ...]:
+        return self.beat.models if self.beat is not None else ()
+
+    @property
+    def queued(self) -> int:
+        return self.beat.queued if self.beat is not None else 0
+
+    @property
+    def backend(self) -> str:
+        return self.beat.backend if self.beat is not None else ""
+
+    @property
+    def model_load_seconds(self) -> float:
+        return self.beat.model_load_seconds if self.beat is not None else 0.0
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self.beat.details if self.beat is not None else {}
+
+    @property
+    def clip_placement(self) -> Placement:
+        return self.beat.clip_placement if self.beat is not None else Placement.NONE
+
+
+def error_from_frame(error: Error) -> APIError:
+    status = ERROR_STATUS.get(error.code, 500)
     retry = 2.0 if status == 503 else None
-    return APIError(status, str(fields.get("message", code)), code, fields.get("param"), retry)
+    return APIError(status, error.message, error.code, error.param, retry)
 
 
 class WorkerClient:
@@ -79,9 +122,10 @@ class WorkerClient:
         self.outstanding = 0  # requests sent and not finished (queued + running)
         self._epochs_seen = 0
         self._streams: dict[str, _Stream] = {}
-        self._stats_waiters: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._stats_waiters: dict[int, asyncio.Future[Stats]] = {}
         self._seq = itertools.count(1)
-        self._service_times: collections.deque[float] = collections.deque(maxlen=20)
+        self.drain = DrainRate()
+        self.scheduler: Scheduler | None = None  # set by the app; gates work that needs the device
         self._tasks: list[asyncio.Task[None]] = []
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.ROUTER)
@@ -115,12 +159,26 @@ class WorkerClient:
 
     @property
     def ready(self) -> bool:
-        return self.view.epoch is not None and self.view.state == WorkerState.READY
+        """What /health/ready answers: a worker is there and the scheduler says it can serve."""
+        if self.view.epoch is None:
+            return False
+        if self.scheduler is None:
+            return self.view.state == WorkerState.READY
+        return self.scheduler.can_serve()
 
     def retry_after_s(self) -> float:
-        """How long a client should wait before a retry, from recent service times."""
-        per_request = sum(self._service_times) / len(self._service_times) if self._service_times else 2.0
-        return max(1.0, per_request * max(1, self.outstanding))
+        """When a full queue will have room again, from the measured drain rate."""
+        return self.drain.retry_after_s(self.outstanding - self.max_queue + 1, fallback_s=2.0)
+
+    async def send_load(self, reason: str) -> None:
+        if self.view.epoch is not None:
+            with contextlib.suppress(APIError):
+                await self._send(self.view.epoch, Load(reason))
+
+    async def send_release(self, scope: ReleaseScope, reason: str) -> None:
+        if self.view.epoch is not None:
+            with contextlib.suppress(APIError):
+                await self._send(self.view.epoch, Release(scope, reason))
 
     def _unavailable(self, reason: str) -> APIError:
         retry = max(2.0, self.view.model_load_seconds + 1.0)
@@ -132,6 +190,8 @@ class WorkerClient:
             return
         log_event(log, "worker_lost", logging.WARNING, epoch=epoch, why=why, failed=len(self._streams))
         self.view = WorkerView(detail=f"NPU worker stopped ({why}); waiting for restart")
+        if self.scheduler is not None:
+            self.scheduler.worker_changed(None, Placement.NONE, self.scheduler.policy.settings.uses_device)
         error = self._unavailable("the NPU worker stopped while serving this request; retry shortly")
         for stream in self._streams.values():
             if stream.epoch == epoch:
@@ -139,20 +199,11 @@ class WorkerClient:
 
     # --- requests ------------------------------------------------------------------------------------
 
-    def _admit(self) -> str:
+    def _admit(self) -> None:
+        """Refuse at once what cannot wait: no worker, or a full queue."""
         if self.view.epoch is None:
             raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
-        if self.view.state == WorkerState.NPU_BUSY:  # the worker retries the load every few seconds
-            raise APIError(503, f"the NPU is busy: {self.view.detail}", "npu_busy", None, NPU_BUSY_RETRY_S)
-        if self.view.state != WorkerState.READY:
-            raise APIError(
-                503,
-                f"the model is not ready: {self.view.detail}",
-                "model_loading",
-                None,
-                max(2.0, self.view.model_load_seconds),
-            )
-        if self.outstanding > self.max_queue:
+        if self.outstanding >= self.max_queue + 1:
             raise APIError(
                 503,
                 f"the queue is full ({self.max_queue} requests waiting); retry later",
@@ -160,62 +211,97 @@ class WorkerClient:
                 None,
                 self.retry_after_s(),
             )
-        return self.view.epoch
 
     async def request(
-        self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]
-    ) -> AsyncGenerator[Envelope, None]:
-        """Send one request and yield its frames until FINAL/EMBEDDINGS; an ERROR frame raises APIError.
+        self, work: Work, make: Callable[[str], Generate | Embed]
+    ) -> AsyncGenerator[Result, None]:
+        """Send one request (built by `make` from its request id) once it may run - the scheduler
+        holds work that needs the device until hailo-vision's turn - and yield its results until
+        Final or Embeddings; an Error frame raises APIError.
 
-        Leaving the iteration early (client gone) sends ABORT so the worker drops or stops the work.
+        Leaving the iteration early (client gone) sends Abort so the worker drops or stops the work.
         """
-        epoch = self._admit()
+        self._admit()
+        self.outstanding += 1
+        turn = self.scheduler.turn(work) if self.scheduler is not None else contextlib.nullcontext()
+        try:
+            async with turn:
+                async for item in self._exchange(make):
+                    yield item
+        except TurnRefused as refused:
+            raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
+        finally:
+            self.outstanding -= 1
+
+    async def _exchange(self, make: Callable[[str], Generate | Embed]) -> AsyncGenerator[Result, None]:
+        epoch = self.view.epoch
+        if epoch is None:
+            raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
         rid = uuid.uuid4().hex
         stream = _Stream(epoch)
         self._streams[rid] = stream
-        self.outstanding += 1
-        started = time.monotonic()
         finished = False
         try:
-            await self._send(epoch, kind, {**fields, "rid": rid}, arrays)
+            await self._send(epoch, make(rid))
             while True:
                 item = await stream.queue.get()
                 if isinstance(item, APIError):
                     finished = True
                     raise item
-                if item.kind == Kind.ERROR:
+                if isinstance(item, Error):
                     finished = True
-                    raise error_from_frame(item.fields)
-                finished = item.kind in (Kind.FINAL, Kind.EMBEDDINGS)
+                    raise error_from_frame(item)
+                finished = not isinstance(item, Token)
                 yield item
                 if finished:
-                    self._service_times.append(time.monotonic() - started)
+                    self.drain.finished()
                     return
         finally:
-            self.outstanding -= 1
             self._streams.pop(rid, None)
             if not finished and self.view.epoch == epoch:
                 with contextlib.suppress(zmq.ZMQError):
-                    await self._send(epoch, Kind.ABORT, {"rid": rid}, [])
+                    await self._send(epoch, Abort(rid))
 
-    async def stats(self, timeout_s: float = 1.0) -> dict[str, Any] | None:
+    async def generate(self, make: Callable[[str], Generate]) -> AsyncGenerator[Token | Final, None]:
+        """A generation's tokens, then its Final."""
+        async for item in self.request(Work.GENERATE, make):
+            if isinstance(item, Embeddings):
+                raise APIError(500, "the worker answered a generation with embeddings", "protocol_error")
+            yield item
+
+    async def embed(self, make: Callable[[str], Embed], timeout_s: float) -> Embeddings:
+        """CLIP work's embeddings, within `timeout_s` (else 504)."""
+        frames = self.request(Work.CLIP, make)
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await anext(frames)
+        except TimeoutError:
+            raise APIError(504, f"the embeddings did not arrive within {timeout_s:g} s", "timeout") from None
+        finally:
+            with contextlib.suppress(APIError):
+                await frames.aclose()
+        if not isinstance(answer, Embeddings):
+            raise APIError(500, f"the worker answered CLIP work with {answer!r}", "protocol_error")
+        return answer
+
+    async def stats(self, timeout_s: float = 1.0) -> Stats | None:
         """The worker's counters, or None when it does not answer in time."""
         epoch = self.view.epoch
         if epoch is None:
             return None
         seq = next(self._seq)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Stats] = asyncio.get_running_loop().create_future()
         self._stats_waiters[seq] = future
         try:
-            await self._send(epoch, Kind.STATS_REQUEST, {"seq": seq}, [])
+            await self._send(epoch, StatsRequest(seq))
             return await asyncio.wait_for(future, timeout_s)
         except (TimeoutError, zmq.ZMQError):
             return None
         finally:
             self._stats_waiters.pop(seq, None)
 
-    async def _send(self, epoch: str, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
-        frames = protocol.encode(kind, "api", fields, arrays)
+    async def _send(self, epoch: str, message: Wire) -> None:
+        frames = protocol.encode(message, "api")
         try:
             await self._socket.send_multipart([epoch.encode(), *frames], copy=False)
         except zmq.ZMQError as exc:  # EHOSTUNREACH: that worker is gone
@@ -235,47 +321,40 @@ class WorkerClient:
 
     def _dispatch(self, frames: list[zmq.Frame]) -> None:
         try:
-            message = protocol.decode(frames)
+            envelope = protocol.decode(frames)
         except protocol.ProtocolError as exc:
             log_event(log, "protocol_error", logging.WARNING, error=str(exc))
             return
-        if message.kind == Kind.HEARTBEAT:
-            self._on_heartbeat(message)
+        message = envelope.message
+        if isinstance(message, Heartbeat):
+            self._on_heartbeat(envelope.epoch, message)
             return
-        if message.epoch != self.view.epoch:
+        if envelope.epoch != self.view.epoch:
             return  # a frame from a dead or not-yet-adopted worker
-        if message.kind == Kind.STATS:
-            waiter = self._stats_waiters.get(int(message.fields.get("seq", -1)))
-            if waiter is not None and not waiter.done():
-                waiter.set_result(message.fields)
-            return
-        if message.kind == Kind.PONG:
-            return
-        stream = self._streams.get(str(message.fields.get("rid")))
-        if stream is not None and stream.epoch == message.epoch:
-            stream.queue.put_nowait(message)
+        match message:
+            case Stats(seq=seq):
+                waiter = self._stats_waiters.get(seq)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+            case Token() | Final() | Embeddings() | Error():
+                stream = self._streams.get(message.rid)
+                if stream is not None and stream.epoch == envelope.epoch:
+                    stream.queue.put_nowait(message)
+            case Pong():
+                pass
+            case _:
+                log_event(log, "unexpected_message", logging.WARNING, kind=message.KIND.value)
 
-    def _on_heartbeat(self, message: Envelope) -> None:
-        fields = message.fields
-        if message.epoch != self.view.epoch:
+    def _on_heartbeat(self, epoch: str, beat: Heartbeat) -> None:
+        if epoch != self.view.epoch:
             if self.view.epoch is not None:
                 self._worker_lost("replaced by a new worker")
             self._epochs_seen += 1
             self.restarts = max(0, self._epochs_seen - 1)
-            log_event(
-                log, "worker_adopted", epoch=message.epoch, pid=fields.get("pid"), state=fields.get("state")
-            )
-        self.view = WorkerView(
-            epoch=message.epoch,
-            state=str(fields.get("state", "loading")),
-            detail=str(fields.get("detail", "")),
-            backend=str(fields.get("backend", "")),
-            models=[protocol.model_info_from_wire(m) for m in fields.get("models", [])],
-            queued=int(fields.get("queued", 0)),
-            model_load_seconds=float(fields.get("model_load_seconds", 0.0)),
-            details=dict(fields.get("details") or {}),
-            last_seen=time.monotonic(),
-        )
+            log_event(log, "worker_adopted", epoch=epoch, pid=beat.pid, state=beat.state)
+        self.view = WorkerView(epoch=epoch, detail=beat.detail, beat=beat, last_seen=time.monotonic())
+        if self.scheduler is not None:
+            self.scheduler.worker_changed(beat.state, beat.clip_placement, beat.backend == "hailo")
 
     async def _watch_disconnects(self, monitor: zmq.asyncio.Socket) -> None:
         try:
@@ -297,4 +376,4 @@ class WorkerClient:
                 self._worker_lost(f"no heartbeat for {self.heartbeat_timeout_s:g} s")
                 continue
             with contextlib.suppress(APIError, zmq.ZMQError):
-                await self._send(epoch, Kind.PING, {"seq": 0}, [])
+                await self._send(epoch, Ping(0))

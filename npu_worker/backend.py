@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -16,6 +17,21 @@ import numpy as np
 Role = Literal["system", "user", "assistant"]
 ModelKind = Literal["vlm", "clip"]
 FinishReason = Literal["stop", "length", "cancelled"]
+
+
+class Placement(StrEnum):
+    """Where a model runs now."""
+
+    NPU = "npu"
+    CPU = "cpu"
+    NONE = "none"
+
+
+class ReleaseScope(StrEnum):
+    """What `Backend.release` gives back."""
+
+    VLM = "vlm"  # the VLM only: CLIP stays on the device (hailo-ollama shares the VDevice group)
+    DEVICE = "device"  # every model on the device, then the device itself
 
 
 @dataclass(frozen=True)
@@ -139,13 +155,16 @@ class ContextLengthError(InvalidRequestError):
 
 
 class DeviceBusyError(BackendError):
-    """The accelerator is held by another process (HailoRT error 74); retry after `retry_after_s`."""
+    """The accelerator is held by another process (HailoRT error 74); retry later."""
 
     code = "npu_busy"
 
-    def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+
+class DeviceReleasedError(BackendError):
+    """The work needs the device, which hailo-vision has given back for now; the scheduler takes it
+    again when it is hailo-vision's turn."""
+
+    code = "npu_released"
 
 
 class DeviceFailedError(BackendError):
@@ -159,15 +178,29 @@ class Backend(Protocol):
     """A set of loaded models (at most one VLM and one CLIP) behind one device or runtime."""
 
     name: str
+    uses_device: bool  # True when models live on the NPU, which must be taken and given back in turns
+
+    def prepare(self) -> None:
+        """Load what needs no device (tokenizers, CPU encoders): once, at start. Raise ModelLoadError
+        naming the file at fault."""
 
     def load(self) -> None:
-        """Load every configured model; raise ModelLoadError naming the file at fault."""
+        """Take the device (if any) and load every configured model not loaded yet (prepare() first,
+        if it was not called); raise DeviceBusyError while another process holds the device,
+        ModelLoadError naming a bad file."""
+
+    def release(self, scope: ReleaseScope) -> None:
+        """Give back what `scope` says; what prepare() loaded stays, and load() may follow."""
 
     def unload(self) -> None:
-        """Release every model and the device; load() may be called again afterwards."""
+        """Release everything (the process stops)."""
 
     def describe(self) -> list[ModelInfo]:
-        """The loaded models."""
+        """The served models, whether or not on the device right now (the VLM once it has been
+        loaded gives its full facts; before, its id and kind)."""
+
+    def clip_placement(self) -> Placement:
+        """Where CLIP image embeddings are computed now."""
 
     def details(self) -> dict[str, Any]:
         """Runtime facts for /health and logs (versions, detected features); JSON-serialisable."""

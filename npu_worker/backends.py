@@ -8,10 +8,8 @@ import os
 from collections.abc import Callable
 
 from npu_worker.backend import Backend, ModelLoadError
-from npu_worker.config import Config
+from npu_worker.config import FACTORY_ENV, Config
 from npu_worker.hailo.holders import device_nodes
-
-FACTORY_ENV = "HAILO_VISION_BACKEND_FACTORY"
 
 
 def hailo_available() -> bool:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from npu_worker.backend import Backend, BackendError
+from npu_worker.protocol import Embed, Embeddings
 from npu_worker.text_cache import TextEmbeddingCache
 
 log = logging.getLogger("npu_worker.clip_work")
@@ -36,16 +36,19 @@ class EmbedJob:
     images: list[np.ndarray]
     texts: list[str]
     templates: tuple[str, ...]  # () = texts as they are
-    received: float = field(default_factory=time.monotonic)
+    received: float = 0.0  # the engine's clock when it was queued
     cancelled: threading.Event = field(default_factory=threading.Event)
     prompts: Prompts | BackendError | None = None  # set by ClipWork.prepare (compute thread only)
+
+    @classmethod
+    def from_message(cls, message: Embed) -> EmbedJob:
+        return cls(message.rid, message.model, list(message.images), list(message.texts), message.templates)
 
 
 @dataclass
 class EmbedResult:
     job: EmbedJob
-    fields: dict[str, Any]
-    arrays: list[np.ndarray]
+    answer: Embeddings
 
 
 def take_batch(queue: list[EmbedJob], max_batch: int) -> list[EmbedJob]:
@@ -66,8 +69,15 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class ClipWork:
-    def __init__(self, backend: Backend, cache: TextEmbeddingCache, max_batch: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        cache: TextEmbeddingCache,
+        max_batch: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.backend = backend
+        self.clock = clock
         self.cache = cache
         self.max_batch = max(1, max_batch)
         self.encoder_runs = 0
@@ -139,7 +149,7 @@ class ClipWork:
 
         Images of jobs on the same model share encoder runs; prompts are resolved before it.
         """
-        started = time.monotonic()
+        started = self.clock()
         by_model: dict[str, list[EmbedJob]] = {}
         for job in jobs:
             by_model.setdefault(job.model, []).append(job)
@@ -161,14 +171,16 @@ class ClipWork:
             for job, prompts in ready:
                 mine = images[offset : offset + len(job.images)]
                 offset += len(job.images)
-                fields = {
-                    "rid": job.rid,
-                    "model": model,
-                    "logit_scale": scale,
-                    "text_tokens": prompts.tokens,
-                    "cache_hits": prompts.cache_hits,
-                    "batch_images": len(images),
-                    "queue_wait_s": started - job.received,
-                    "compute_s": time.monotonic() - started,
-                }
-                yield EmbedResult(job, fields, [mine, prompts.embeddings])
+                answer = Embeddings(
+                    rid=job.rid,
+                    model=model,
+                    logit_scale=scale,
+                    text_tokens=prompts.tokens,
+                    cache_hits=prompts.cache_hits,
+                    batch_images=len(images),
+                    queue_wait_s=started - job.received,
+                    compute_s=self.clock() - started,
+                    image_embeddings=mine,
+                    text_embeddings=prompts.embeddings,
+                )
+                yield EmbedResult(job, answer)

@@ -1,8 +1,10 @@
-"""hailo-vision configuration: where it is looked up, its defaults, environment overrides, validation.
+"""hailo-vision configuration: where it is looked up, every key with its default and rules, overrides.
 
 Lookup order: `--config FILE`, `$HAILO_VISION_CONFIG`, `/etc/hailo/vision/config.yaml`, then the repo's
 `etc/config.yaml`. Any key can be overridden with `HAILO_VISION_<SECTION>_<KEY>` (e.g.
-`HAILO_VISION_API_PORT=8080`). Errors name the file, the key and the reason, at start.
+`HAILO_VISION_API_PORT=8080`). Each key is declared once below, with its type, its default and the
+rule its value must meet side by side (`setting`). Errors name the file (or the variable), the key and
+the reason, at start; so does an unknown key in the file or a `HAILO_VISION_*` variable that names none.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import json
 import os
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,12 @@ REPO_CONFIG = REPO_ROOT / "etc" / "config.yaml"
 DEMO_MODELS = REPO_ROOT / "models" / "demo"
 ENV_FILE = "HAILO_VISION_CONFIG"
 ENV_PREFIX = "HAILO_VISION_"
+# $HAILO_VISION_BACKEND_FACTORY=module:callable builds the backend instead (benchmarks and tests only).
+FACTORY_ENV = "HAILO_VISION_BACKEND_FACTORY"
+# $HAILO_VISION_DEVICE_DIR: where the Hailo device nodes are (default /dev; tests: the double's).
+DEVICE_DIR_ENV = "HAILO_VISION_DEVICE_DIR"
+# Variables with the prefix that name no key on purpose.
+NON_KEY_VARIABLES = frozenset({ENV_FILE, FACTORY_ENV, DEVICE_DIR_ENV, "HAILO_VISION_BENCH_HAILORT"})
 
 
 class ConfigError(ValueError):
@@ -30,13 +39,69 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Rule:
+    """What a key's value must be, beyond its type; `check` returns the reason a value is refused."""
+
+    choices: tuple[str, ...] = ()
+    gt: float | None = None
+    ge: float | None = None
+    le: float | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def violation(self, value: Any) -> str | None:
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}, got {value!r}"
+        low_ok = (self.gt is None or value > self.gt) and (self.ge is None or value >= self.ge)
+        if not low_ok or (self.le is not None and value > self.le):
+            return f"{self._range()}, got {value!r}"
+        return self.check(value) if self.check is not None else None
+
+    def _range(self) -> str:
+        if self.gt is not None and self.le is not None:
+            return f"must be in ({self.gt:g}, {self.le:g}]"
+        if self.ge is not None and self.le is not None:
+            return f"must be between {self.ge:g} and {self.le:g}"
+        if self.gt is not None:
+            return f"must be greater than {self.gt:g}"
+        return "must not be negative" if self.ge == 0 else f"must be at least {self.ge:g}"
+
+
+def setting(
+    default: Any,
+    *,
+    choices: tuple[str, ...] = (),
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    check: Callable[[Any], str | None] | None = None,
+) -> Any:
+    """A configuration key: its default and the rule its value must meet, declared together."""
+    return field(default=default, metadata={"rule": Rule(choices, gt, ge, le, check)})
+
+
+def _templates_hold_placeholder(templates: tuple[str, ...]) -> str | None:
+    if all("{}" in t for t in templates):
+        return None
+    return f"every template must hold '{{}}' where the prompt goes, got {templates!r}"
+
+
+def _tcp_port(port: int) -> str | None:
+    return None if 0 <= port <= 65535 else f"must be a TCP port 0..65535, got {port!r}"
+
+
+def _http_url(url: str) -> str | None:
+    ok = url == "" or url.startswith(("http://", "https://"))
+    return None if ok else f"must be an http(s) URL or empty, got {url!r}"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "qwen2-vl-demo"
     path: str = str(DEMO_MODELS / "qwen2-vl-demo")
     warmup: bool = True
-    persistent: bool = True
+    persistent: bool = True  # load at start and stay warm (the scheduler may still share the NPU)
     decoder_variant: str = ""  # "" = decoder_model_merged.onnx; e.g. "q4" -> decoder_model_merged_q4.onnx
-    context_length: int = 0  # 0 = the model's own window
+    context_length: int = setting(0, ge=0)  # 0 = the model's own window
 
 
 HAILO_APPS_TEMPLATES = (
@@ -53,71 +118,71 @@ class ClipConfig:
     enabled: bool = True
     name: str = "clip-demo"
     path: str = str(DEMO_MODELS / "clip-demo")
-    templates: tuple[str, ...] = HAILO_APPS_TEMPLATES
+    templates: tuple[str, ...] = setting(HAILO_APPS_TEMPLATES, check=_templates_hold_placeholder)
     negative_prompts: tuple[str, ...] = ("a photo of something else.", "a photo of an empty background.")
     preload_prompts: tuple[str, ...] = ()
-    batch_wait_ms: float = 5.0
-    text_cache_mb: float = 16.0
+    batch_wait_ms: float = setting(5.0, ge=0)
+    text_cache_mb: float = setting(16.0, ge=0)
     cache_file: str = ""  # "" = $STATE_DIRECTORY/clip-text-cache.npz, else none
-    max_prompts: int = 64
-    max_prompt_chars: int = 300
-    max_images: int = 16
-    max_regions: int = 32
+    max_prompts: int = setting(64, gt=0)
+    max_prompt_chars: int = setting(300, gt=0)
+    max_images: int = setting(16, gt=0)
+    max_regions: int = setting(32, gt=0)
 
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    max_tokens: int = 512
-    temperature: float = 0.7
-    top_p: float = 0.95
-    timeout_s: float = 120.0
+    max_tokens: int = setting(512, gt=0)
+    temperature: float = setting(0.7, ge=0, le=2)
+    top_p: float = setting(0.95, gt=0, le=1)
+    timeout_s: float = setting(120.0, gt=0)
 
 
 @dataclass(frozen=True)
 class ResourcesConfig:
-    max_batch_size: int = 1
-    memory_limit_mb: int = 4096
-    max_queue: int = 16
-    cpu_threads: int = 0  # 0 = ONNX Runtime picks (at most 4)
+    max_batch_size: int = setting(1, gt=0)
+    memory_limit_mb: int = setting(4096, gt=0)
+    max_queue: int = setting(16, gt=0)
+    cpu_threads: int = setting(0, ge=0)  # 0 = ONNX Runtime picks (at most 4)
 
 
 @dataclass(frozen=True)
 class ApiConfig:
     host: str = "127.0.0.1"
-    port: int = 11435
+    port: int = setting(11435, check=_tcp_port)
     cors_enabled: bool = False
     cors_origins: tuple[str, ...] = ()
     api_keys: tuple[str, ...] = ()
     api_key_file: str = ""
-    drain_timeout_s: float = 30.0
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    max_images_per_request: int = 8
+    drain_timeout_s: float = setting(30.0, gt=0)
+    max_body_bytes: int = setting(32 * 1024 * 1024, gt=0)
+    max_image_bytes: int = setting(20 * 1024 * 1024, gt=0)
+    max_image_pixels: int = setting(50_000_000, gt=0)
+    max_images_per_request: int = setting(8, gt=0)
     allow_remote_images: bool = False
-    remote_image_timeout_s: float = 10.0
+    remote_image_timeout_s: float = setting(10.0, gt=0)
 
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    heartbeat_interval_s: float = 0.5
-    heartbeat_timeout_s: float = 3.0
-    start_timeout_s: float = 300.0
+    heartbeat_interval_s: float = setting(0.5, gt=0)
+    heartbeat_timeout_s: float = setting(3.0, gt=0)
+    start_timeout_s: float = setting(300.0, gt=0)
 
 
 @dataclass(frozen=True)
 class SupervisorConfig:
-    restart_initial_s: float = 1.0
-    restart_max_s: float = 30.0
-    flap_deaths: int = 5
-    flap_window_s: float = 60.0
+    restart_initial_s: float = setting(1.0, gt=0)
+    restart_max_s: float = setting(30.0, gt=0)
+    flap_deaths: int = setting(5, gt=0)
+    flap_window_s: float = setting(60.0, gt=0)
     runtime_dir: str = ""  # "" = $RUNTIME_DIRECTORY (systemd) or a private temp dir
 
 
 @dataclass(frozen=True)
 class LoggingConfig:
-    format: str = "logfmt"  # logfmt | json
-    level: str = "info"
+    format: str = setting("logfmt", choices=("logfmt", "json"))
+    level: str = setting("info", choices=("debug", "info", "warning", "error"))
 
 
 @dataclass(frozen=True)
@@ -126,17 +191,41 @@ class HailoConfig:
 
     vlm_hef: str = ""  # "" = the only *.hef in model.path
     clip_hef: str = ""  # "" = the only *.hef in clip.path
-    group_id: str = "SHARED"  # VDevice group: SHARED lets CLIP and the VLM share the device
+    # VDevice group: SHARED lets CLIP and the VLM share the device
+    group_id: str = setting("SHARED", choices=("SHARED", "UNIQUE"))
     optimize_memory_on_device: bool = False  # HailoRT 5.1+: tokenize on the host
-    clip_output: str = "float32"  # float32: FLOAT32 output requested; dequantize: with quant_infos
-    default_top_k: int = 1000  # sent when a request sets no top-k (the device requires one)
-    image_tokens_per_frame: int = 0  # 0 = Qwen2-VL's (frame height / 28) * (frame width / 28)
-    read_timeout_s: float = 30.0  # longest wait for one token (or one CLIP batch) from the device
+    # float32: FLOAT32 output requested; dequantize: with quant_infos
+    clip_output: str = setting("float32", choices=("float32", "dequantize"))
+    default_top_k: int = setting(1000, gt=0)  # sent when a request sets no top-k (the device requires one)
+    image_tokens_per_frame: int = setting(0, ge=0)  # 0 = Qwen2-VL's (frame h / 28) * (frame w / 28)
+    read_timeout_s: float = setting(30.0, gt=0)  # longest wait for one token (or CLIP batch) from the device
+
+
+POLICIES = ("share", "vision-first", "ollama-first", "exclusive")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Turns on the NPU with hailo-ollama (backend: hailo); see docs/ARCHITECTURE.md."""
+
+    policy: str = setting("share", choices=POLICIES)
+    ollama_url: str = setting("http://127.0.0.1:8000", check=_http_url)  # "" = no hailo-ollama
+    ollama_timeout_s: float = setting(2.0, gt=0)  # /api/ps unanswered this long = generating
+    ollama_poll_s: float = setting(5.0, gt=0)
+    ollama_unload_timeout_s: float = setting(600.0, gt=0)  # the unload waits for a running answer
+    ollama_shares_device: bool = False  # hailo-ollama runs with HAILO_OLLAMA_VDEVICE_GROUP_ID=SHARED
+    vlm_idle_release_s: float = setting(120.0, gt=0)
+    min_residency_s: float = setting(30.0, ge=0)
+    max_wait_s: float = setting(60.0, gt=0)
+    turn_timeout_s: float = setting(150.0, gt=0)
+    clip_without_npu: str = setting("cpu", choices=("cpu", "wait", "refuse"))
+    load_retry_initial_s: float = setting(1.0, gt=0)
+    load_retry_max_s: float = setting(30.0, gt=0)
 
 
 @dataclass(frozen=True)
 class Config:
-    backend: str = "onnx"  # onnx | hailo | auto
+    backend: str = setting("onnx", choices=("onnx", "hailo", "auto"))
     model: ModelConfig = field(default_factory=ModelConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
@@ -146,6 +235,7 @@ class Config:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     hailo: HailoConfig = field(default_factory=HailoConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     source: str = "<defaults>"  # the file it was read from
 
     def to_json(self) -> str:
@@ -155,40 +245,6 @@ class Config:
     def from_json(cls, text: str) -> Config:
         data = json.loads(text)
         return _build(data, data.get("source", "<resolved>"), {})
-
-
-_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("", "backend"): ("onnx", "hailo", "auto"),
-    ("logging", "format"): ("logfmt", "json"),
-    ("logging", "level"): ("debug", "info", "warning", "error"),
-    ("hailo", "group_id"): ("SHARED", "UNIQUE"),
-    ("hailo", "clip_output"): ("float32", "dequantize"),
-}
-_POSITIVE = {
-    ("inference", "max_tokens"),
-    ("inference", "timeout_s"),
-    ("resources", "max_batch_size"),
-    ("resources", "max_queue"),
-    ("api", "drain_timeout_s"),
-    ("api", "max_body_bytes"),
-    ("api", "max_image_bytes"),
-    ("api", "max_image_pixels"),
-    ("api", "max_images_per_request"),
-    ("api", "remote_image_timeout_s"),
-    ("clip", "max_prompts"),
-    ("clip", "max_prompt_chars"),
-    ("clip", "max_images"),
-    ("clip", "max_regions"),
-    ("worker", "heartbeat_interval_s"),
-    ("worker", "heartbeat_timeout_s"),
-    ("worker", "start_timeout_s"),
-    ("supervisor", "restart_initial_s"),
-    ("supervisor", "restart_max_s"),
-    ("supervisor", "flap_deaths"),
-    ("supervisor", "flap_window_s"),
-    ("hailo", "default_top_k"),
-    ("hailo", "read_timeout_s"),
-}
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -224,77 +280,75 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {annotation}")
 
 
-def _section_fields(cls: type) -> dict[str, Any]:
+def _keys(cls: type) -> dict[str, tuple[Any, Rule | None]]:
+    """Each key of a section (or of the top level): its type and its rule."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in fields(cls)}
+    return {f.name: (hints[f.name], f.metadata.get("rule")) for f in fields(cls) if f.name != "source"}
 
 
-def _build(data: dict[str, Any], source: str, env: dict[str, str]) -> Config:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of sections")
-    top = _section_fields(Config)
-    values: dict[str, Any] = {}
-    for key in data:
-        if key not in top:
-            raise ConfigError(f"{source}: unknown key {key!r} (known: {', '.join(sorted(top))})")
-    for name, annotation in top.items():
-        if name == "source":
-            continue
-        if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
-            raw = data.get(name) or {}
-            if not isinstance(raw, dict):
-                raise ConfigError(f"{source}: {name}: expected a mapping, got {raw!r}")
-            values[name] = _build_section(annotation, name, raw, source, env)
-        else:
-            raw_value = env.get(f"{ENV_PREFIX}{name.upper()}", data.get(name, getattr(Config, name, None)))
-            value = _coerce(raw_value, annotation, f"{source}: {name}")
-            values[name] = _validate_value("", name, value, f"{source}: {name}")
-    return Config(source=source, **values)
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
 
 
-def _build_section(cls: type, section: str, raw: dict[str, Any], source: str, env: dict[str, str]) -> Any:
-    known = _section_fields(cls)
-    for key in raw:
-        if key not in known:
+def env_variables() -> dict[str, str]:
+    """Every override variable and the key it sets: HAILO_VISION_API_PORT -> "api.port"."""
+    names: dict[str, str] = {}
+    for name, (kind, _) in _keys(Config).items():
+        for key in _keys(kind) if _is_section(kind) else ("",):
+            dotted = f"{name}.{key}" if key else name
+            names[ENV_PREFIX + dotted.replace(".", "_").upper()] = dotted
+    return names
+
+
+def _check_environment(env: Mapping[str, str]) -> None:
+    known = env_variables()
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known and name not in NON_KEY_VARIABLES:
             raise ConfigError(
-                f"{source}: unknown key {section}.{key} (known in {section}: {', '.join(sorted(known))})"
+                f"environment {name}: names no configuration key (overrides are "
+                f"{ENV_PREFIX}<SECTION>_<KEY>, e.g. {ENV_PREFIX}API_PORT; see etc/config.yaml)"
             )
-    values: dict[str, Any] = {}
+
+
+def _build_keys(cls: type, raw: Mapping[str, Any], prefix: str, source: str, env: Mapping[str, str]) -> Any:
+    """An instance of `cls` (a section, or the whole Config) from its file mapping and the environment."""
+    known = _keys(cls)
+    for key in raw:
+        if key not in known and not (cls is Config and key == "source"):
+            shown = f"{prefix}{key}" if prefix else repr(key)
+            scope = f" in {prefix.rstrip('.')}" if prefix else ""
+            raise ConfigError(f"{source}: unknown key {shown} (known{scope}: {', '.join(sorted(known))})")
     defaults = cls()
-    for key, annotation in known.items():
-        env_name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+    values: dict[str, Any] = {}
+    for key, (annotation, rule) in known.items():
+        dotted = f"{prefix}{key}"
+        if _is_section(annotation):
+            section = raw.get(key) or {}
+            if not isinstance(section, dict):
+                raise ConfigError(f"{source}: {dotted}: expected a mapping, got {section!r}")
+            values[key] = _build_keys(annotation, section, f"{dotted}.", source, env)
+            continue
+        env_name = ENV_PREFIX + dotted.replace(".", "_").upper()
         if env_name in env:
-            where = f"environment {env_name}"
-            value = _coerce(env[env_name], annotation, where)
-        elif key in raw and raw[key] is not None:
-            where = f"{source}: {section}.{key}"
-            value = _coerce(raw[key], annotation, where)
+            where, value = (
+                f"environment {env_name}",
+                _coerce(env[env_name], annotation, f"environment {env_name}"),
+            )
         else:
-            value = getattr(defaults, key)
-            where = f"{source}: {section}.{key}"
-        values[key] = _validate_value(section, key, value, where)
+            where = f"{source}: {dotted}"
+            value = getattr(defaults, key) if raw.get(key) is None else _coerce(raw[key], annotation, where)
+        reason = rule.violation(value) if rule is not None else None
+        if reason:
+            raise ConfigError(f"{where}: {reason}")
+        values[key] = value
     return cls(**values)
 
 
-def _validate_value(section: str, key: str, value: Any, where: str) -> Any:
-    choices = _CHOICES.get((section, key))
-    if choices and value not in choices:
-        raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}")
-    if (section, key) in _POSITIVE and value <= 0:
-        raise ConfigError(f"{where}: must be greater than 0, got {value!r}")
-    if (section, key) in (("clip", "batch_wait_ms"), ("clip", "text_cache_mb")) and value < 0:
-        raise ConfigError(f"{where}: must not be negative, got {value!r}")
-    if (section, key) == ("clip", "templates") and not all("{}" in t for t in value):
-        raise ConfigError(f"{where}: every template must hold '{{}}' where the prompt goes, got {value!r}")
-    if (section, key) == ("hailo", "image_tokens_per_frame") and value < 0:
-        raise ConfigError(f"{where}: must be 0 (derived from the frame size) or more, got {value!r}")
-    if (section, key) == ("api", "port") and not 0 <= value <= 65535:
-        raise ConfigError(f"{where}: must be a TCP port 0..65535, got {value!r}")
-    if (section, key) == ("inference", "temperature") and not 0 <= value <= 2:
-        raise ConfigError(f"{where}: must be between 0 and 2, got {value!r}")
-    if (section, key) == ("inference", "top_p") and not 0 < value <= 1:
-        raise ConfigError(f"{where}: must be in (0, 1], got {value!r}")
-    return value
+def _build(data: Any, source: str, env: Mapping[str, str]) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    config: Config = _build_keys(Config, data, "", source, env)
+    return dataclasses.replace(config, source=source)
 
 
 def find_config_file(explicit: str | None, env: dict[str, str]) -> Path | None:
@@ -318,6 +372,7 @@ def find_config_file(explicit: str | None, env: dict[str, str]) -> Path | None:
 def load_config(explicit: str | None = None, env: dict[str, str] | None = None) -> Config:
     """The validated configuration by the lookup order, with environment overrides applied."""
     environ = dict(os.environ if env is None else env)
+    _check_environment(environ)
     path = find_config_file(explicit, environ)
     if path is None:
         return _build({}, "<defaults>", environ)

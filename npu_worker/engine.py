@@ -1,164 +1,100 @@
-"""The worker's compute thread: loads the backend, then serves generations and CLIP work.
+"""The worker's compute thread: owns the backend, takes and gives back the device, serves the work.
 
-It owns the backend; nothing else calls it. Generations run one at a time in arrival order and are
-pulled one token at a time, so an abort or a deadline is noticed between two tokens and CLIP batches
-are served in between (`batching.next_step` decides). Results go out through `emit`, which sends
-them to the API on this thread's own socket.
+Nothing else calls the backend. At start it prepares what needs no device (STARTING, then RELEASED);
+from then on the API's scheduler decides when the models go on the device (Load) and come off it
+(Release): the device is a turn taken with hailo-ollama, never assumed. A load that finds the device
+held is retried with backoff (NPU_BUSY); a release waits until no generation is running or queued.
+
+Generations run one at a time in arrival order and are pulled one token at a time, so an abort or a
+deadline is noticed between two tokens and CLIP batches are served in between (`batching.next_step`
+decides). Results go out through `emit`, which sends them to the API on this thread's own socket.
+
+`step()` makes one decision and carries it out without waiting, with the clock injected: the tests
+drive the loop that way, without a thread and without sleeping.
 """
 
 from __future__ import annotations
 
 import collections
+import enum
 import logging
 import math
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from npu_worker.backend import (
     Backend,
     BackendError,
-    DeviceBusyError,
     DeviceFailedError,
-    Finish,
-    GenerationEvent,
-    Message,
     ModelInfo,
-    SamplingParams,
+    Placement,
+    ReleaseScope,
 )
 from npu_worker.batching import WorkState, next_step
 from npu_worker.clip_work import ClipWork, EmbedJob, EmbedResult, take_batch
-from npu_worker.config import ClipConfig
+from npu_worker.config import ClipConfig, SchedulerConfig
+from npu_worker.device_turn import DeviceTurn
+from npu_worker.generation import GenerateJob, Generation
 from npu_worker.logs import log_event
-from npu_worker.protocol import Kind, WorkerState
-from npu_worker.text_cache import TextEmbeddingCache
+from npu_worker.protocol import Error, Wire, WorkerState
+from npu_worker.text_cache import TextEmbeddingCache, cache_path
 
 log = logging.getLogger("npu_worker.engine")
 
-Emit = Callable[[Kind, dict[str, Any], list[np.ndarray]], None]
-CACHE_SAVE_INTERVAL_S = 30.0
+Emit = Callable[[Wire], None]
 
 
-@dataclass
-class GenerateJob:
-    rid: str
-    model: str
-    messages: list[Message]
-    params: SamplingParams
-    timeout_s: float
-    stream: bool = True  # False: the text comes whole in FINAL, no TOKEN frames
-    received: float = field(default_factory=time.monotonic)
-    cancelled: threading.Event = field(default_factory=threading.Event)
+class Step(enum.Enum):
+    """What the compute thread does next."""
+
+    STOP = "stop"
+    RELEASE = "release"
+    LOAD = "load"
+    CLIP = "clip"
+    START = "start"
+    TOKEN = "token"
+    PREPARE_PROMPTS = "prepare_prompts"
+    SAVE_CACHE = "save_cache"
+    WAIT = "wait"
 
 
 @dataclass
 class EngineFigures:
     """Counters the API's /metrics reads over the protocol."""
 
-    model_load_seconds: float = 0.0
     tokens_generated: int = 0
     requests_finished: int = 0
     requests_failed: int = 0
     requests_cancelled: int = 0
 
 
-def cache_path(configured: str) -> Path | None:
-    """Where the text-embedding cache lives: configured, else systemd's state directory, else nowhere."""
-    if configured:
-        return Path(configured)
-    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(state) / "clip-text-cache.npz" if state else None
-
-
-class _Generation:
-    """One running generation, advanced one event at a time."""
-
-    def __init__(self, engine: Engine, job: GenerateJob) -> None:
-        self.engine = engine
-        self.job = job
-        self.started = time.monotonic()
-        self.first_token_at: float | None = None
-        self.deadline = job.received + job.timeout_s
-        self.events: Iterator[GenerationEvent] | None = None
-        self.text: list[str] = []
-
-    def step(self) -> bool:
-        """Advance by one event; True when the generation is over (finished, failed or cancelled)."""
-        job, engine = self.job, self.engine
-        try:
-            if job.cancelled.is_set():
-                engine.figures.requests_cancelled += 1
-                return self.close()
-            if self.events is None:
-                self.events = engine.backend.generate(job.model, job.messages, job.params)
-            event = next(self.events)
-            if isinstance(event, Finish):
-                engine.figures.requests_finished += 1
-                engine.emit(Kind.FINAL, self._final(event), [])
-                return self.close()
-            engine.figures.tokens_generated += 1
-            self.first_token_at = self.first_token_at or time.monotonic()
-            if event.text and job.stream:
-                engine.emit(Kind.TOKEN, {"rid": job.rid, "text": event.text, "id": event.token_id}, [])
-            elif event.text:
-                self.text.append(event.text)
-            if time.monotonic() > self.deadline:
-                engine.fail(job.rid, "timeout", f"generation exceeded its {job.timeout_s:g} s timeout")
-                return self.close()
-            return False
-        except StopIteration:
-            engine.fail(job.rid, "internal_error", "the backend ended a generation without a finish")
-        except DeviceFailedError as exc:
-            engine.fail(job.rid, exc.code, exc.message)
-            engine.on_fatal(exc.message)
-        except BackendError as exc:
-            engine.fail(job.rid, exc.code, exc.message, getattr(exc, "param", None))
-        except Exception as exc:
-            log.exception("generation_crashed", extra={"fields": {"rid": job.rid}})
-            engine.fail(job.rid, "internal_error", f"the backend failed: {exc!r}")
-        return self.close()
-
-    def _final(self, event: Finish) -> dict[str, Any]:
-        now = time.monotonic()
-        return {
-            "rid": self.job.rid,
-            "text": "".join(self.text),
-            "reason": event.reason,
-            "prompt_tokens": event.prompt_tokens,
-            "completion_tokens": event.completion_tokens,
-            "queue_wait_s": self.started - self.job.received,
-            "ttft_s": (self.first_token_at or now) - self.started,
-            "compute_s": now - self.started,
-        }
-
-    def close(self) -> bool:
-        if self.events is not None and hasattr(self.events, "close"):
-            self.events.close()  # leaves the backend's generation context: aborts device work
-        return True
-
-
 class Engine:
     def __init__(
-        self, backend: Backend, emit: Emit, on_fatal: Callable[[str], None], clip: ClipConfig, max_batch: int
+        self,
+        backend: Backend,
+        emit: Emit,
+        on_fatal: Callable[[str], None],
+        clip: ClipConfig,
+        scheduler: SchedulerConfig,
+        max_batch: int,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
         self.emit = emit
         self.on_fatal = on_fatal
         self.clip_config = clip
-        self.state = WorkerState.LOADING
-        self.detail = "starting"
+        self.clock = clock
+        self.device = DeviceTurn(backend, scheduler.load_retry_initial_s, scheduler.load_retry_max_s, clock)
         self.models: list[ModelInfo] = []
         self.details: dict[str, Any] = {}
+        self.clip_placement = Placement.NONE
         self.figures = EngineFigures()
         self.cache = TextEmbeddingCache(int(clip.text_cache_mb * 2**20))
         self.cache_file = cache_path(clip.cache_file)
-        self.clip = ClipWork(backend, self.cache, max_batch)
+        self.clip = ClipWork(backend, self.cache, max_batch, clock)
         self.max_batch = max(1, max_batch)
         self.batch_wait_s = clip.batch_wait_ms / 1000.0
         self._generations: collections.deque[GenerateJob] = collections.deque()
@@ -166,13 +102,21 @@ class Engine:
         self._clip_batch_ended = -math.inf
         self._last_batch_images = 0
         self._jobs: dict[str, GenerateJob | EmbedJob] = {}
-        self._active: _Generation | None = None
+        self._active: Generation | None = None
         self._wake = threading.Condition()
         self._stopping = False
-        self._last_save = time.monotonic()
+        self._last_save = clock()
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
 
     # --- called from the socket thread -------------------------------------------------------------
+
+    @property
+    def state(self) -> WorkerState:
+        return self.device.state
+
+    @property
+    def detail(self) -> str:
+        return self.device.detail
 
     @property
     def active_rid(self) -> str | None:
@@ -182,8 +126,28 @@ class Engine:
     def start(self) -> None:
         self._thread.start()
 
+    def request_load(self, reason: str) -> None:
+        with self._wake:
+            self.device.ask_load(reason)
+            self._wake.notify()
+
+    def request_release(self, scope: ReleaseScope, reason: str) -> None:
+        with self._wake:
+            self.device.ask_release(scope, reason)
+            self._wake.notify()
+
+    def refusal(self, job: GenerateJob | EmbedJob) -> tuple[str, str] | None:
+        """Why a job cannot be queued now (error code, message), or None when it can."""
+        if isinstance(job, EmbedJob) and self.clip_placement != Placement.NONE:
+            return None
+        if self.state == WorkerState.READY:
+            return None
+        code = {WorkerState.RELEASED: "npu_released", WorkerState.NPU_BUSY: "npu_busy"}
+        return code.get(self.state, "model_loading"), f"the models are not on the device: {self.detail}"
+
     def submit(self, job: GenerateJob | EmbedJob) -> None:
         with self._wake:
+            job.received = self.clock()
             self._jobs[job.rid] = job
             if isinstance(job, EmbedJob):
                 self._clip_jobs.append(job)
@@ -224,83 +188,118 @@ class Engine:
 
     def fail(self, rid: str, code: str, message: str, param: str | None = None) -> None:
         self.figures.requests_failed += 1
-        self.emit(Kind.ERROR, {"rid": rid, "code": code, "message": message, "param": param}, [])
-
-    def cache_figures(self) -> dict[str, Any]:
-        return {
-            "text_cache_hits": self.cache.hits,
-            "text_cache_misses": self.cache.misses,
-            "text_cache_entries": len(self.cache),
-            "text_cache_bytes": self.cache.bytes,
-            "clip_encoder_runs": self.clip.encoder_runs,
-            "clip_images_encoded": self.clip.images_encoded,
-        }
+        self.emit(Error(rid, code, message, param))
 
     # --- the compute thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        if not self._load():
-            return
-        self._warm_cache()
+        try:
+            if self.prepare():
+                self._loop()
+        except Exception as exc:  # a bug here must end the worker (and be restarted), never hang it
+            log.exception("engine_crashed")
+            self.on_fatal(f"the compute thread failed: {exc!r}")
+
+    def _loop(self) -> None:
         while True:
             with self._wake:
-                action, work = self._next_work()
-            if action == "stop":
+                step, wait_s = self._decide()
+                if step == Step.WAIT:
+                    self._wake.wait(wait_s if math.isfinite(wait_s) else None)
+                    continue
+            if step == Step.STOP:
                 break
-            if action == "clip":
-                self._run_clip(work)
-            elif action == "start":
-                self._active = _Generation(self, work)
-                self._step()
-            elif action == "token":
-                self._step()
-            elif action == "prepare":
-                for job in work:
-                    self.clip.prepare(job)
-            elif action == "save":
-                self._save_cache()
+            self._carry_out(step)
         self._save_cache()
         self.backend.unload()
 
-    def _next_work(self) -> tuple[str, Any]:
-        """Under the lock: wait until there is something to do, then take it."""
-        while not self._stopping:
-            now = time.monotonic()
-            oldest = min((job.received for job in self._clip_jobs), default=now)
-            state = WorkState(
+    def step(self) -> tuple[Step, float]:
+        """Decide and carry out one step without waiting (for the tests); WAIT comes with its seconds."""
+        with self._wake:
+            step, wait_s = self._decide()
+        if step not in (Step.WAIT, Step.STOP):
+            self._carry_out(step)
+        return step, wait_s
+
+    def prepare(self) -> bool:
+        """What needs no device, once; False when the models cannot be served at all."""
+        try:
+            self.backend.prepare()
+        except Exception as exc:  # a broken model directory ends the worker; the supervisor decides
+            self._fail_load(exc)
+            return False
+        self.device.prepared()
+        self._describe()
+        self._warm_cache()
+        return True
+
+    def _decide(self) -> tuple[Step, float]:
+        """Under the lock: the next step, or WAIT with how long until something is due."""
+        if self._stopping:
+            return Step.STOP, 0.0
+        now = self.clock()
+        pending = self._active is not None or bool(self._generations) or bool(self._clip_jobs)
+        if self.device.release_due(pending):
+            return Step.RELEASE, 0.0
+        due: list[float] = []
+        if (load_in := self.device.load_due_in(now)) is not None:
+            if load_in <= 0:
+                return Step.LOAD, 0.0
+            due.append(load_in)
+        oldest = min((job.received for job in self._clip_jobs), default=now)
+        decision = next_step(
+            WorkState(
                 clip_images=sum(len(job.images) for job in self._clip_jobs),
                 clip_text_only=any(not job.images for job in self._clip_jobs),
                 clip_oldest_wait_s=now - oldest,
                 encoder_idle_s=now - self._clip_batch_ended,
                 last_batch_images=self._last_batch_images,
                 generating=self._active is not None,
-                generations_queued=len(self._generations),
-            )
-            decision = next_step(state, self.max_batch, self.batch_wait_s)
-            if decision.action == "idle":
-                if self.cache.dirty:
-                    due_in = self._last_save + CACHE_SAVE_INTERVAL_S - now
-                    if due_in <= 0:
-                        return "save", None
-                    self._wake.wait(due_in)
-                else:
-                    self._wake.wait()
-            elif decision.action == "wait":
-                unprepared = [job for job in self._clip_jobs if job.prompts is None]
-                if unprepared:  # use the wait: the batch's prompts are then ready when it runs
-                    return "prepare", unprepared
-                self._wake.wait(decision.wait_s)
-            elif decision.action == "clip":
+                generations_queued=len(self._generations) if self.state == WorkerState.READY else 0,
+            ),
+            self.max_batch,
+            self.batch_wait_s,
+        )
+        if decision.action == "clip":
+            return Step.CLIP, 0.0
+        if decision.action == "start":
+            return Step.START, 0.0
+        if decision.action == "token":
+            return Step.TOKEN, 0.0
+        if decision.action == "wait":
+            if any(job.prompts is None for job in self._clip_jobs):
+                return Step.PREPARE_PROMPTS, 0.0  # use the wait: the prompts are ready when it runs
+            due.append(decision.wait_s)
+        elif (save_in := self.cache.save_due_in(now, self._last_save)) is not None:
+            if save_in <= 0:
+                return Step.SAVE_CACHE, 0.0
+            due.append(save_in)
+        return Step.WAIT, min(due, default=math.inf)
+
+    def _carry_out(self, step: Step) -> None:
+        if step == Step.RELEASE:
+            self._release()
+        elif step == Step.LOAD:
+            self._load()
+        elif step == Step.CLIP:
+            with self._wake:
                 batch = take_batch(self._clip_jobs, self.max_batch)
                 del self._clip_jobs[: len(batch)]
-                return "clip", batch
-            elif decision.action == "start":
-                return "start", self._generations.popleft()
-            else:
-                return "token", None
-        return "stop", None
+            self._run_clip(batch)
+        elif step == Step.START:
+            with self._wake:
+                generation = self._generations.popleft()
+            self._active = Generation(self, generation, self.clock)
+            self._advance()
+        elif step == Step.TOKEN:
+            self._advance()
+        elif step == Step.PREPARE_PROMPTS:
+            for job in [job for job in self._clip_jobs if job.prompts is None]:
+                self.clip.prepare(job)
+        elif step == Step.SAVE_CACHE:
+            self._save_cache()
 
-    def _step(self) -> None:
+    def _advance(self) -> None:
         active = self._active
         if active is not None and active.step():
             self._active = None
@@ -318,14 +317,14 @@ class Engine:
             for job in unanswered.values():
                 self._answer_clip((job, BackendError(f"the backend failed: {exc!r}")))
         finally:
-            self._clip_batch_ended = time.monotonic()
+            self._clip_batch_ended = self.clock()
             self._last_batch_images = sum(len(job.images) for job in batch) or self._last_batch_images
 
     def _answer_clip(self, outcome: EmbedResult | tuple[EmbedJob, BackendError]) -> str:
         """Send one job's embeddings or error; returns its request id."""
         if isinstance(outcome, EmbedResult):
             self.figures.requests_finished += 1
-            self.emit(Kind.EMBEDDINGS, outcome.fields, outcome.arrays)
+            self.emit(outcome.answer)
             rid = outcome.job.rid
         else:
             job, error = outcome
@@ -337,36 +336,37 @@ class Engine:
             self._jobs.pop(rid, None)
         return rid
 
-    def _load(self) -> bool:
-        while not self._stopping:
-            self.state, self.detail = WorkerState.LOADING, f"loading {self.backend.name} backend"
-            started = time.monotonic()
-            try:
-                self.backend.load()
-            except DeviceBusyError as exc:
-                self.state, self.detail = WorkerState.NPU_BUSY, exc.message
-                log_event(log, "npu_busy", logging.WARNING, detail=exc.message, retry_s=exc.retry_after_s)
-                with self._wake:
-                    self._wake.wait(exc.retry_after_s)
-                continue
-            except Exception as exc:  # a load failure ends the worker; the supervisor decides on restarts
-                message = exc.message if isinstance(exc, BackendError) else repr(exc)
-                self.state, self.detail = WorkerState.FAILED, message
-                log_event(log, "model_load_failed", logging.ERROR, error=message)
-                self.on_fatal(message)
-                return False
-            self.figures.model_load_seconds = time.monotonic() - started
-            self.models = self.backend.describe()
-            self.details = self.backend.details()
-            self.state, self.detail = WorkerState.READY, "ready"
+    def _load(self) -> None:
+        try:
+            loaded = self.device.load()
+        except Exception as exc:  # a load failure ends the worker; the supervisor decides on restarts
+            self._fail_load(exc)
+            return
+        self._describe()
+        if loaded:
             log_event(
                 log,
                 "models_loaded",
                 models=",".join(m.id for m in self.models),
-                seconds=round(self.figures.model_load_seconds, 3),
+                seconds=round(self.device.load_seconds, 3),
+                clip=self.clip_placement,
             )
-            return True
-        return False
+
+    def _release(self) -> None:
+        self.device.release()
+        self._describe()
+        log_event(log, "models_released", scope=self.device.scope, clip=self.clip_placement)
+
+    def _fail_load(self, exc: Exception) -> None:
+        message = exc.message if isinstance(exc, BackendError) else repr(exc)
+        self.device.failed(message)
+        log_event(log, "model_load_failed", logging.ERROR, error=message)
+        self.on_fatal(message)
+
+    def _describe(self) -> None:
+        self.models = self.backend.describe()
+        self.details = self.backend.details()
+        self.clip_placement = self.backend.clip_placement()
 
     def _clip_model(self) -> ModelInfo | None:
         return next((m for m in self.models if m.kind == "clip"), None)
@@ -385,12 +385,5 @@ class Engine:
             log_event(log, "prompts_preloaded", count=len(prompts))
 
     def _save_cache(self) -> None:
-        self._last_save = time.monotonic()
-        if self.cache_file is None or not self.cache.dirty:
-            return
-        try:
-            self.cache.save(self.cache_file)
-        except OSError as exc:
-            log_event(
-                log, "text_cache_save_failed", logging.WARNING, path=str(self.cache_file), error=str(exc)
-            )
+        self._last_save = self.clock()
+        self.cache.save_quietly(self.cache_file)

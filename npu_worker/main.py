@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zmq
 
 from npu_worker import protocol
@@ -26,9 +25,26 @@ from npu_worker.backends import create_backend
 from npu_worker.child import child_setup
 from npu_worker.clip_work import EmbedJob
 from npu_worker.config import Config
-from npu_worker.engine import Engine, GenerateJob
+from npu_worker.engine import Engine
+from npu_worker.generation import GenerateJob
 from npu_worker.logs import log_event
-from npu_worker.protocol import Kind, ProtocolError, WorkerState
+from npu_worker.protocol import (
+    Abort,
+    Embed,
+    Error,
+    Generate,
+    Heartbeat,
+    Load,
+    Ping,
+    Pong,
+    ProtocolError,
+    Release,
+    Role,
+    Stats,
+    StatsRequest,
+    Status,
+    Wire,
+)
 
 log = logging.getLogger("npu_worker")
 EXIT_FATAL = 3
@@ -55,7 +71,12 @@ class WorkerProcess:
         self._emit_local = threading.local()
         self.results_dropped = 0
         self.engine = Engine(
-            create_backend(config), self._emit, self._fatal, config.clip, config.resources.max_batch_size
+            create_backend(config),
+            self._emit,
+            self._fatal,
+            config.clip,
+            config.scheduler,
+            config.resources.max_batch_size,
         )
         self.stopping = threading.Event()
         self.fatal_message: str | None = None
@@ -63,7 +84,7 @@ class WorkerProcess:
         self.parent_pid = os.getppid()
 
     # The engine thread sends through its own PUSH socket (zmq sockets are not thread-safe).
-    def _emit(self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
+    def _emit(self, message: Wire) -> None:
         push = getattr(self._emit_local, "push", None)
         if push is None:
             push = self.context.socket(zmq.PUSH)
@@ -72,7 +93,7 @@ class WorkerProcess:
             push.connect(self.results_endpoint)
             self._emit_local.push = push
         try:
-            push.send_multipart(protocol.encode(kind, self.epoch, fields, arrays), zmq.NOBLOCK, copy=False)
+            push.send_multipart(protocol.encode(message, self.epoch), zmq.NOBLOCK, copy=False)
         except zmq.Again:  # RESULTS_HWM frames unread: the API is gone, and the heartbeat check
             self.results_dropped += 1  # aborts its requests; compute must never block on it
             if self.results_dropped % 1000 == 1:
@@ -82,37 +103,57 @@ class WorkerProcess:
         self.fatal_message = message
         self.stopping.set()
 
-    def _send_api(self, kind: Kind, fields: dict[str, Any]) -> None:
-        self.api.send_multipart(protocol.encode(kind, self.epoch, fields), copy=False)
+    def _send_api(self, message: Wire) -> None:
+        self.api.send_multipart(protocol.encode(message, self.epoch), copy=False)
 
     def _heartbeat(self) -> None:
         engine = self.engine
         in_flight = 1 if engine.active_rid else 0
         self._send_api(
-            Kind.HEARTBEAT,
-            {
-                "state": engine.state.value,
-                "detail": engine.detail,
-                "backend": engine.backend.name,
-                "models": [protocol.model_info_to_wire(m) for m in engine.models],
-                "queued": engine.queued(),
-                "in_flight": in_flight,
-                "pid": os.getpid(),
-                "model_load_seconds": engine.figures.model_load_seconds,
-                "details": engine.details,
-            },
+            Heartbeat(
+                state=engine.state,
+                detail=engine.detail,
+                backend=engine.backend.name,
+                models=tuple(engine.models),
+                queued=engine.queued(),
+                in_flight=in_flight,
+                pid=os.getpid(),
+                model_load_seconds=engine.device.load_seconds,
+                details=engine.details,
+                clip_placement=engine.clip_placement,
+                retry_in_s=engine.device.retry_in_s(),
+                chip_temperature_c=None,
+            )
         )
-        status = {
-            "role": "worker",
-            "pid": os.getpid(),
-            "state": engine.state.value,
-            "detail": engine.detail,
-            "in_flight": in_flight,
-            "queued": engine.queued(),
-            "model": self.config.model.name,
-        }
+        status = Status(
+            role=Role.WORKER,
+            pid=os.getpid(),
+            state=engine.state,
+            detail=engine.detail,
+            in_flight=in_flight,
+            queued=engine.queued(),
+            model=self.config.model.name,
+        )
         with contextlib.suppress(zmq.Again):  # status is best effort: never block on the supervisor
-            self.control.send_multipart(protocol.encode(Kind.STATUS, self.epoch, status), zmq.NOBLOCK)
+            self.control.send_multipart(protocol.encode(status, self.epoch), zmq.NOBLOCK)
+
+    def _stats(self, seq: int) -> Stats:
+        engine, figures, cache = self.engine, self.engine.figures, self.engine.cache
+        return Stats(
+            seq=seq,
+            model_load_seconds=engine.device.load_seconds,
+            tokens_generated=figures.tokens_generated,
+            requests_finished=figures.requests_finished,
+            requests_failed=figures.requests_failed,
+            requests_cancelled=figures.requests_cancelled,
+            queued=engine.queued(),
+            text_cache_hits=cache.hits,
+            text_cache_misses=cache.misses,
+            text_cache_entries=len(cache),
+            text_cache_bytes=cache.bytes,
+            clip_encoder_runs=engine.clip.encoder_runs,
+            clip_images_encoded=engine.clip.images_encoded,
+        )
 
     def _check_api_alive(self) -> None:
         """The API pings while it lives; when it goes silent, its requests are orphans: drop them."""
@@ -124,70 +165,38 @@ class WorkerProcess:
     def _handle_api(self, frames: list[Any]) -> None:
         self.api_seen = time.monotonic()
         try:
-            message = protocol.decode(frames)
+            message = protocol.decode(frames).message
         except ProtocolError as exc:
             log_event(log, "protocol_error", logging.WARNING, error=str(exc))
             return
-        fields = message.fields
-        if message.kind in (Kind.GENERATE, Kind.EMBED):
-            self._submit(message.kind, fields, message.arrays)
-        elif message.kind == Kind.ABORT:
-            self.engine.abort(str(fields.get("rid")))
-        elif message.kind == Kind.PING:
-            self._send_api(Kind.PONG, {"seq": fields.get("seq")})
-        elif message.kind == Kind.STATS_REQUEST:
-            figures = self.engine.figures
-            self._send_api(
-                Kind.STATS,
-                {
-                    "seq": fields.get("seq"),
-                    "model_load_seconds": figures.model_load_seconds,
-                    "tokens_generated": figures.tokens_generated,
-                    "requests_finished": figures.requests_finished,
-                    "requests_failed": figures.requests_failed,
-                    "requests_cancelled": figures.requests_cancelled,
-                    "queued": self.engine.queued(),
-                    **self.engine.cache_figures(),
-                },
-            )
+        match message:
+            case Generate() | Embed():
+                self._submit(message)
+            case Abort(rid=rid):
+                self.engine.abort(rid)
+            case Ping(seq=seq):
+                self._send_api(Pong(seq))
+            case StatsRequest(seq=seq):
+                self._send_api(self._stats(seq))
+            case Load(reason=reason):
+                self.engine.request_load(reason)
+            case Release(scope=scope, reason=reason):
+                self.engine.request_release(scope, reason)
+            case _:
+                log_event(log, "unexpected_message", logging.WARNING, kind=message.KIND.value)
 
-    def _submit(self, kind: Kind, fields: dict[str, Any], arrays: list[np.ndarray]) -> None:
-        """Queue a GENERATE or EMBED request, or answer at once why it cannot be."""
-        rid = str(fields.get("rid"))
-        if self.engine.state != WorkerState.READY:
-            message = f"model not ready: {self.engine.detail}"
-            self._send_api(Kind.ERROR, {"rid": rid, "code": "model_loading", "message": message})
-            return
-        try:
-            job = (
-                self._generate_job(rid, fields, arrays)
-                if kind == Kind.GENERATE
-                else self._embed_job(rid, fields, arrays)
-            )
-        except (KeyError, ProtocolError, TypeError, ValueError) as exc:
-            self._send_api(Kind.ERROR, {"rid": rid, "code": "protocol_error", "message": str(exc)})
+    def _submit(self, message: Generate | Embed) -> None:
+        """Queue a generation or CLIP work, or answer at once why it cannot be."""
+        job = (
+            GenerateJob.from_message(message)
+            if isinstance(message, Generate)
+            else EmbedJob.from_message(message)
+        )
+        refusal = self.engine.refusal(job)
+        if refusal is not None:
+            self._send_api(Error(message.rid, *refusal))
             return
         self.engine.submit(job)
-
-    def _generate_job(self, rid: str, fields: dict[str, Any], arrays: list[np.ndarray]) -> GenerateJob:
-        return GenerateJob(
-            rid=rid,
-            model=str(fields["model"]),
-            messages=protocol.messages_from_wire(fields["messages"], arrays),
-            params=protocol.params_from_wire(fields["params"]),
-            timeout_s=float(fields.get("timeout_s") or self.config.inference.timeout_s),
-            stream=bool(fields.get("stream", True)),
-        )
-
-    @staticmethod
-    def _embed_job(rid: str, fields: dict[str, Any], arrays: list[np.ndarray]) -> EmbedJob:
-        return EmbedJob(
-            rid=rid,
-            model=str(fields["model"]),
-            images=list(arrays),
-            texts=[str(t) for t in fields.get("texts") or []],
-            templates=tuple(str(t) for t in fields.get("templates") or ()),
-        )
 
     def serve(self) -> int:
         self.engine.start()

@@ -1,49 +1,49 @@
-"""The wire protocol between hailo-vision's processes: the single source of truth.
+"""The wire protocol between hailo-vision's processes: every message and state, defined once.
 
 Every message is one ZeroMQ multipart message: a msgpack header, then one raw frame per numpy array
-(images, embeddings - never base64). The header always holds the protocol version `v`, the message
-`kind` and the sender's `epoch`; a worker draws a new epoch at each start so that frames from a dead
-worker can be recognised and dropped.
+(images, embeddings - never base64). The header holds the protocol version `v`, the message `kind`,
+the sender's `epoch` and the message's fields `f`; a worker draws a new epoch at each start so that
+frames from a dead worker can be recognised and dropped.
+
+Each kind of message is one frozen dataclass below, shared by sender and receiver: `encode` turns
+it into frames and `decode` back into the same class, so a field that is missing, misspelt or of
+another protocol version fails loudly as a ProtocolError, never as a silent default.
 
 Sockets (ipc:// in a private runtime directory):
 - worker.sock: the API binds a ROUTER, the NPU worker connects a DEALER whose identity is its epoch.
-  API -> worker: GENERATE, EMBED, ABORT, PING, STATS_REQUEST.
-  worker -> API: HEARTBEAT (state and models), ERROR (a request refused on arrival), PONG, STATS.
+  API -> worker: Generate, Embed, Abort, Ping, StatsRequest, Load, Release.
+  worker -> API: Heartbeat, Error (a request refused on arrival), Pong, Stats.
 - results.sock: the API binds a PULL, the worker's compute thread connects a PUSH and sends what it
-  computes straight from there: TOKEN*, FINAL, EMBEDDINGS, ERROR. No hop through another thread
-  on the per-token path; the DEALER above stays the worker's connection (death detection).
-- control.sock: the supervisor binds a ROUTER, each child connects a DEALER and sends STATUS.
-
-Fields per kind (every request and its answers carry `rid`):
-- GENERATE: model, messages (see messages_to_wire; images are the arrays), params
-  (params_to_wire), timeout_s, stream. Answers: TOKEN (text, id) per token with text when stream is
-  true, then FINAL (text - the whole text when stream is false, else "" - reason, prompt_tokens,
-  completion_tokens, queue_wait_s, ttft_s, compute_s) - or one ERROR.
-- EMBED: model, texts (list of str), templates (list of str; [] = texts as they are); the arrays are
-  images (uint8 HxWx3). Answer: EMBEDDINGS (model, logit_scale, text_tokens, cache_hits,
-  batch_images, queue_wait_s, compute_s) with two arrays: image embeddings (len(images), D) and
-  text embeddings (len(texts), D), L2-normalised float32 - or one ERROR (code, message, param).
-- ABORT: the request is dropped from the queue or its generation stops at the next token.
-- HEARTBEAT: state, detail, backend, models, queued, in_flight, pid, model_load_seconds, details.
-- STATUS (to the supervisor): role, pid, state, detail, in_flight, queued, model; from the API also
-  worker_ready (its own view of the worker, which /health/ready answers from).
+  computes straight from there: Token*, Final, Embeddings, Error.
+- control.sock: the supervisor binds a ROUTER, each child connects a DEALER and sends Status.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+import typing
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgpack
 import numpy as np
 
-from npu_worker.backend import ImagePart, Message, ModelInfo, SamplingParams, TextPart
+from npu_worker.backend import (
+    FinishReason,
+    ImagePart,
+    Message,
+    ModelInfo,
+    Placement,
+    ReleaseScope,
+    SamplingParams,
+    TextPart,
+)
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class Kind(StrEnum):
@@ -53,6 +53,8 @@ class Kind(StrEnum):
     ABORT = "abort"
     PING = "ping"
     STATS_REQUEST = "stats_request"
+    LOAD = "load"
+    RELEASE = "release"
     # worker -> API
     HEARTBEAT = "heartbeat"
     TOKEN = "token"
@@ -65,11 +67,50 @@ class Kind(StrEnum):
     STATUS = "status"
 
 
+# --- states ---------------------------------------------------------------------------------------
+
+
 class WorkerState(StrEnum):
-    LOADING = "loading"
-    READY = "ready"
-    NPU_BUSY = "npu_busy"  # the device is held by another process; the worker retries loading
+    """The NPU worker's models: where they are on the way between the device and released."""
+
+    STARTING = "starting"  # loading what needs no device (tokenizers, CPU encoders)
+    LOADING = "loading"  # taking the device and loading the models
+    READY = "ready"  # the models are loaded; requests are served
+    NPU_BUSY = "npu_busy"  # another process holds the device; the load is retried with backoff
+    RELEASED = "released"  # the device was given back (idle or asked to); CPU parts stay loaded
     FAILED = "failed"
+
+
+class ApiState(StrEnum):
+    STARTING = "starting"
+    LISTENING = "listening"
+    DRAINING = "draining"
+
+
+class Role(StrEnum):
+    """The supervisor's children."""
+
+    API = "api"
+    WORKER = "worker"
+
+
+class ServiceState(StrEnum):
+    """What /health and `hailo-visionctl status` say of the whole service."""
+
+    READY = "ready"
+    DEGRADED = "degraded"  # serving, but slower or with less (see the degradation rung)
+    LOADING = "loading"
+    UNAVAILABLE = "unavailable"
+    DRAINING = "draining"
+
+
+class NpuOwner(StrEnum):
+    """Who holds the Hailo-10H now."""
+
+    NOBODY = "nobody"
+    HAILO_VISION = "hailo-vision"
+    HAILO_OLLAMA = "hailo-ollama"
+    UNKNOWN = "unknown"
 
 
 # Each error code maps to exactly one HTTP status; the API answers with it.
@@ -81,6 +122,7 @@ ERROR_STATUS: dict[str, int] = {
     "worker_unavailable": 503,
     "model_loading": 503,
     "npu_busy": 503,
+    "npu_released": 503,
     "model_load_failed": 503,
     "device_failed": 503,
     "timeout": 504,
@@ -110,26 +152,294 @@ def control_endpoint(runtime_dir: Path) -> str:
     return f"ipc://{runtime_dir / 'control.sock'}"
 
 
-@dataclass
+# --- messages -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wire:
+    """A message: its fields travel in the header; `arrays` (if any) as raw frames after it."""
+
+    KIND: ClassVar[Kind]
+
+    def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
+        return {name: getattr(self, name) for name in _field_names(type(self))}, []
+
+    @classmethod
+    def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Wire:
+        return cls(**{name: _typed(cls, name, value) for name, value in fields.items()})
+
+
+@dataclass(frozen=True)
+class Generate(Wire):
+    KIND = Kind.GENERATE
+    rid: str
+    model: str
+    messages: tuple[Message, ...]
+    params: SamplingParams
+    timeout_s: float
+    stream: bool  # False: the text comes whole in Final, no Token frames
+
+    def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
+        arrays: list[np.ndarray] = []
+        turns: list[dict[str, Any]] = []
+        for message in self.messages:
+            parts: list[list[Any]] = []
+            for part in message.parts:
+                if isinstance(part, ImagePart):
+                    parts.append(["image", len(arrays)])
+                    arrays.append(part.pixels)
+                else:
+                    parts.append(["text", part.text])
+            turns.append({"role": message.role, "parts": parts})
+        params = {**dataclasses.asdict(self.params), "stop": list(self.params.stop)}
+        fields = {"rid": self.rid, "model": self.model, "messages": turns, "params": params}
+        return {**fields, "timeout_s": self.timeout_s, "stream": self.stream}, arrays
+
+    @classmethod
+    def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Generate:
+        messages = tuple(
+            Message(
+                m["role"],
+                tuple(TextPart(p[1]) if p[0] == "text" else ImagePart(arrays[p[1]]) for p in m["parts"]),
+            )
+            for m in fields["messages"]
+        )
+        params = fields["params"]
+        return cls(
+            rid=fields["rid"],
+            model=fields["model"],
+            messages=messages,
+            params=SamplingParams(**{**params, "stop": tuple(params["stop"])}),
+            timeout_s=float(fields["timeout_s"]),
+            stream=bool(fields["stream"]),
+        )
+
+
+@dataclass(frozen=True)
+class Embed(Wire):
+    """CLIP work: `images` (uint8 HxWx3) and `texts`; `templates` () = texts as they are."""
+
+    KIND = Kind.EMBED
+    rid: str
+    model: str
+    texts: tuple[str, ...]
+    templates: tuple[str, ...]
+    images: tuple[np.ndarray, ...] = ()
+
+    def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
+        fields = {"rid": self.rid, "model": self.model, "texts": list(self.texts)}
+        return {**fields, "templates": list(self.templates)}, list(self.images)
+
+    @classmethod
+    def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Embed:
+        texts, templates = tuple(map(str, fields["texts"])), tuple(map(str, fields["templates"]))
+        return cls(fields["rid"], fields["model"], texts, templates, tuple(arrays))
+
+
+@dataclass(frozen=True)
+class Abort(Wire):
+    """The request is dropped from the queue, or its generation stops at the next token."""
+
+    KIND = Kind.ABORT
+    rid: str
+
+
+@dataclass(frozen=True)
+class Ping(Wire):
+    KIND = Kind.PING
+    seq: int
+
+
+@dataclass(frozen=True)
+class StatsRequest(Wire):
+    KIND = Kind.STATS_REQUEST
+    seq: int
+
+
+@dataclass(frozen=True)
+class Load(Wire):
+    """Take the device and load the models now (the scheduler gave hailo-vision its turn)."""
+
+    KIND = Kind.LOAD
+    reason: str
+
+
+@dataclass(frozen=True)
+class Release(Wire):
+    """Give the device back (idle, or hailo-ollama's turn); CPU parts and caches stay loaded."""
+
+    KIND = Kind.RELEASE
+    scope: ReleaseScope
+    reason: str
+
+
+@dataclass(frozen=True)
+class Heartbeat(Wire):
+    """The worker's state, every worker.heartbeat_interval_s and on every change."""
+
+    KIND = Kind.HEARTBEAT
+    state: WorkerState
+    detail: str
+    backend: str
+    models: tuple[ModelInfo, ...]
+    queued: int
+    in_flight: int
+    pid: int
+    model_load_seconds: float
+    details: dict[str, Any]
+    clip_placement: Placement
+    retry_in_s: float | None  # npu_busy: when the next load attempt is due
+    chip_temperature_c: float | None  # the Hailo chip, where the backend can read it
+
+    def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
+        fields, _ = super().to_wire()
+        fields["models"] = [_model_to_wire(m) for m in self.models]
+        return fields, []
+
+    @classmethod
+    def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Heartbeat:
+        models = tuple(_model_from_wire(m) for m in fields.pop("models"))
+        return cls(**{name: _typed(cls, name, value) for name, value in fields.items()}, models=models)
+
+
+@dataclass(frozen=True)
+class Token(Wire):
+    KIND = Kind.TOKEN
+    rid: str
+    text: str
+    id: int
+
+
+@dataclass(frozen=True)
+class Final(Wire):
+    """A generation's end: `text` is the whole text when it was not streamed, else ""."""
+
+    KIND = Kind.FINAL
+    rid: str
+    text: str
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    queue_wait_s: float
+    ttft_s: float
+    compute_s: float
+
+
+@dataclass(frozen=True)
+class Embeddings(Wire):
+    """CLIP results: image embeddings (len(images), D) and text embeddings (len(texts), D),
+    L2-normalised float32."""
+
+    KIND = Kind.EMBEDDINGS
+    rid: str
+    model: str
+    logit_scale: float
+    text_tokens: int
+    cache_hits: int
+    batch_images: int
+    queue_wait_s: float
+    compute_s: float
+    image_embeddings: np.ndarray
+    text_embeddings: np.ndarray
+
+    def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
+        names = _field_names(type(self))[:-2]
+        return {n: getattr(self, n) for n in names}, [self.image_embeddings, self.text_embeddings]
+
+    @classmethod
+    def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Embeddings:
+        if len(arrays) != 2:
+            raise ProtocolError(f"embeddings carry 2 arrays, got {len(arrays)}")
+        return cls(**fields, image_embeddings=arrays[0], text_embeddings=arrays[1])
+
+
+@dataclass(frozen=True)
+class Error(Wire):
+    KIND = Kind.ERROR
+    rid: str
+    code: str
+    message: str
+    param: str | None = None
+
+
+@dataclass(frozen=True)
+class Pong(Wire):
+    KIND = Kind.PONG
+    seq: int
+
+
+@dataclass(frozen=True)
+class Stats(Wire):
+    """The worker's counters, read by the API's /metrics at scrape time."""
+
+    KIND = Kind.STATS
+    seq: int
+    model_load_seconds: float
+    tokens_generated: int
+    requests_finished: int
+    requests_failed: int
+    requests_cancelled: int
+    queued: int
+    text_cache_hits: int
+    text_cache_misses: int
+    text_cache_entries: int
+    text_cache_bytes: int
+    clip_encoder_runs: int
+    clip_images_encoded: int
+
+
+@dataclass(frozen=True)
+class Status(Wire):
+    """A child's report to the supervisor: the API's state or the worker's, by `role`. The API adds
+    what it alone knows: whether it sees the worker ready (what /health/ready answers), and the
+    scheduler's view of the NPU."""
+
+    KIND = Kind.STATUS
+    role: Role
+    pid: int
+    state: ApiState | WorkerState
+    detail: str
+    in_flight: int
+    queued: int
+    model: str
+    worker_ready: bool = False
+    npu_owner: NpuOwner = NpuOwner.UNKNOWN
+    rung: str = ""
+
+    @classmethod
+    def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Status:
+        role = Role(fields["role"])
+        state = ApiState(fields["state"]) if role == Role.API else WorkerState(fields["state"])
+        rest = {name: _typed(cls, name, value) for name, value in fields.items() if name != "state"}
+        return cls(**{**rest, "state": state})
+
+
+MESSAGES: dict[Kind, type[Wire]] = {
+    cls.KIND: cls
+    for cls in (
+        Generate, Embed, Abort, Ping, StatsRequest, Load, Release, Heartbeat, Token, Final,
+        Embeddings, Error, Pong, Stats, Status,
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Envelope:
-    """A decoded message: its kind, the sender's epoch, header fields and attached arrays."""
+    """A decoded message and the epoch of the process that sent it."""
 
-    kind: Kind
     epoch: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    arrays: list[np.ndarray] = field(default_factory=list)
+    message: Wire
 
 
-def encode(
-    kind: Kind, epoch: str, fields: dict[str, Any] | None = None, arrays: Sequence[np.ndarray] = ()
-) -> list[bytes | memoryview]:
+def encode(message: Wire, epoch: str) -> list[bytes | memoryview]:
     """The frames of one message; arrays travel as raw C-contiguous buffers after the header."""
+    fields, arrays = message.to_wire()
     contiguous = [np.ascontiguousarray(a) for a in arrays]
     header = {
         "v": PROTOCOL_VERSION,
-        "kind": kind.value,
+        "kind": message.KIND.value,
         "epoch": epoch,
-        "f": fields or {},
+        "f": fields,
         "a": [[a.dtype.str, list(a.shape)] for a in contiguous],
     }
     frames: list[bytes | memoryview] = [msgpack.packb(header, use_bin_type=True)]
@@ -150,77 +460,64 @@ def decode(frames: Sequence[bytes | memoryview | Any]) -> Envelope:
     if header.get("v") != PROTOCOL_VERSION:
         raise ProtocolError(f"protocol version {header.get('v')!r}, expected {PROTOCOL_VERSION}")
     try:
-        kind = Kind(header["kind"])
-        specs = header.get("a", [])
+        cls = MESSAGES[Kind(header["kind"])]
+        specs = header["a"]
         if len(specs) != len(frames) - 1:
             raise ProtocolError(f"header announces {len(specs)} arrays, message has {len(frames) - 1}")
         arrays = [
             np.frombuffer(_buffer(frame), dtype=np.dtype(dtype)).reshape(shape)
             for (dtype, shape), frame in zip(specs, frames[1:], strict=True)
         ]
-        return Envelope(kind, str(header["epoch"]), dict(header.get("f") or {}), arrays)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ProtocolError):
-            raise
-        raise ProtocolError(f"malformed message: {exc}") from exc
+        return Envelope(str(header["epoch"]), cls.from_wire(dict(header["f"]), arrays))
+    except ProtocolError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ProtocolError(f"malformed {header.get('kind')!r} message: {exc!r}") from exc
 
 
 def _buffer(frame: Any) -> bytes | memoryview:
     return frame.buffer if hasattr(frame, "buffer") else frame
 
 
-# --- message bodies -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Schema:
+    """A message class's field names and which of them hold enums (read once per class)."""
+
+    names: tuple[str, ...]
+    enums: dict[str, type[Enum]]
 
 
-def messages_to_wire(messages: Sequence[Message]) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-    """Chat messages as plain data; images become indices into the attached arrays."""
-    arrays: list[np.ndarray] = []
-    wire: list[dict[str, Any]] = []
-    for message in messages:
-        parts: list[list[Any]] = []
-        for part in message.parts:
-            if isinstance(part, ImagePart):
-                parts.append(["image", len(arrays)])
-                arrays.append(part.pixels)
-            else:
-                parts.append(["text", part.text])
-        wire.append({"role": message.role, "parts": parts})
-    return wire, arrays
+_SCHEMAS: dict[type, _Schema] = {}
 
 
-def messages_from_wire(wire: list[dict[str, Any]], arrays: Sequence[np.ndarray]) -> list[Message]:
-    try:
-        return [
-            Message(
-                m["role"],
-                tuple(TextPart(p[1]) if p[0] == "text" else ImagePart(arrays[p[1]]) for p in m["parts"]),
-            )
-            for m in wire
-        ]
-    except (KeyError, IndexError, TypeError) as exc:
-        raise ProtocolError(f"malformed messages: {exc}") from exc
+def _schema(cls: type) -> _Schema:
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        hints = typing.get_type_hints(cls)
+        enums = {n: t for n, t in hints.items() if isinstance(t, type) and issubclass(t, Enum)}
+        schema = _SCHEMAS[cls] = _Schema(tuple(f.name for f in dataclasses.fields(cls)), enums)
+    return schema
 
 
-def params_to_wire(params: SamplingParams) -> dict[str, Any]:
-    data = asdict(params)
-    data["stop"] = list(params.stop)
-    return data
+def _field_names(cls: type) -> tuple[str, ...]:
+    return _schema(cls).names
 
 
-def params_from_wire(data: dict[str, Any]) -> SamplingParams:
-    try:
-        return SamplingParams(**{**data, "stop": tuple(data.get("stop", ()))})
-    except TypeError as exc:
-        raise ProtocolError(f"malformed sampling params: {exc}") from exc
+def _typed(cls: type, name: str, value: Any) -> Any:
+    """`value` of field `name` as the class declares it: enums from their values, tuples from lists."""
+    enum = _schema(cls).enums.get(name)
+    if enum is not None:
+        return enum(value)
+    return tuple(value) if isinstance(value, list) else value
 
 
-def model_info_to_wire(info: ModelInfo) -> dict[str, Any]:
-    data = asdict(info)
+def _model_to_wire(info: ModelInfo) -> dict[str, Any]:
+    data = dataclasses.asdict(info)
     data["capabilities"] = sorted(info.capabilities)
     return data
 
 
-def model_info_from_wire(data: dict[str, Any]) -> ModelInfo:
+def _model_from_wire(data: dict[str, Any]) -> ModelInfo:
     image_size = data.get("image_size")
     return ModelInfo(
         **{

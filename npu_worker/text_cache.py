@@ -22,6 +22,15 @@ log = logging.getLogger("npu_worker.text_cache")
 
 CacheKey = tuple[str, tuple[str, ...], str]
 FORMAT_VERSION = 1
+SAVE_INTERVAL_S = 30.0
+
+
+def cache_path(configured: str) -> Path | None:
+    """Where the cache lives: configured, else systemd's state directory, else nowhere."""
+    if configured:
+        return Path(configured)
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) / "clip-text-cache.npz" if state else None
 
 
 class TextEmbeddingCache:
@@ -58,6 +67,20 @@ class TextEmbeddingCache:
         while self.bytes > self.max_bytes:
             _, evicted = self._entries.popitem(last=False)
             self.bytes -= evicted.nbytes
+
+    def save_due_in(self, now: float, last_save: float) -> float | None:
+        """Seconds until unsaved entries are due on disk (<= 0: now); None when nothing is unsaved."""
+        return last_save + SAVE_INTERVAL_S - now if self.dirty else None
+
+    def save_quietly(self, path: Path | None) -> None:
+        """Save if there is a file and something new; a failure is logged, never raised (the
+        service keeps serving from memory)."""
+        if path is None or not self.dirty:
+            return
+        try:
+            self.save(path)
+        except OSError as exc:
+            log_event(log, "text_cache_save_failed", logging.WARNING, path=str(path), error=str(exc))
 
     def save(self, path: Path) -> None:
         """Write every entry atomically (a temp file renamed over the old one)."""

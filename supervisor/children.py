@@ -13,12 +13,14 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from npu_worker.protocol import ApiState, Role, Status, WorkerState
 from supervisor.restarts import RestartTracker
 
-API = "api"
-WORKER = "worker"
 # The state in which each role is fully up.
-HEALTHY_STATE = {API: "listening", WORKER: "ready"}
+HEALTHY_STATE: dict[Role, ApiState | WorkerState] = {
+    Role.API: ApiState.LISTENING,
+    Role.WORKER: WorkerState.READY,
+}
 # systemd's notify variables are the supervisor's alone.
 _PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -49,14 +51,14 @@ def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
 class Child:
     """A child role (api or worker): starts, reports STATUS, dies, is restarted."""
 
-    def __init__(self, role: str, argv: Sequence[str], restarts: RestartTracker) -> None:
+    def __init__(self, role: Role, argv: Sequence[str], restarts: RestartTracker) -> None:
         self.role = role
         self.argv = list(argv)
         self.restarts = restarts
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.last_heard = 0.0
-        self.status: dict[str, Any] = {}
+        self.status: Status | None = None
         self.last_exit: int | None = None
         self.restart_at: float | None = None
         self.kill_sent = False
@@ -70,9 +72,9 @@ class Child:
         return self.process.pid if self.process else None
 
     @property
-    def state(self) -> str:
-        """The last reported state of the running process ('' before its first STATUS)."""
-        return str(self.status.get("state", "")) if self.running else ""
+    def state(self) -> ApiState | WorkerState | None:
+        """The last reported state of the running process (None before its first Status)."""
+        return self.status.state if self.running and self.status is not None else None
 
     @property
     def healthy(self) -> bool:
@@ -83,18 +85,16 @@ class Child:
             self.argv, stdin=subprocess.DEVNULL, env=child_environment(env), process_group=0
         )
         self.started_at = now
-        self.status = {}
+        self.status = None
         self.restart_at = None
         self.kill_sent = False
         return self.process.pid
 
-    def record_status(self, fields: Mapping[str, Any], now: float) -> bool:
-        """Take a STATUS report; True when its state or detail changed."""
-        changed = (fields.get("state"), fields.get("detail")) != (
-            self.status.get("state"),
-            self.status.get("detail"),
-        )
-        self.status = dict(fields)
+    def record_status(self, status: Status, now: float) -> bool:
+        """Take a Status report; True when its state or detail changed."""
+        previous = self.status
+        changed = previous is None or (status.state, status.detail) != (previous.state, previous.detail)
+        self.status = status
         self.last_heard = now
         return changed
 

@@ -8,7 +8,8 @@ reports (whichever of them holds the queue knows it best).
 
 from __future__ import annotations
 
-from supervisor.children import API, WORKER, Child, describe_exit
+from npu_worker.protocol import ApiState, Role, WorkerState
+from supervisor.children import Child, describe_exit
 
 
 def status_line(api: Child, worker: Child, now: float, heartbeat_timeout_s: float) -> str:
@@ -17,28 +18,27 @@ def status_line(api: Child, worker: Child, now: float, heartbeat_timeout_s: floa
         if child.restart_at is not None:
             return f"{child.role} restarting ({describe_exit(child.last_exit)})"
     for child in children:
-        if child.status and not child.heard_within(now, heartbeat_timeout_s):
+        if child.status is not None and not child.heard_within(now, heartbeat_timeout_s):
             return f"{child.role} not responding"
-    detail = str(worker.status.get("detail", ""))
-    model = str(worker.status.get("model", "")) or "model"
+    report = worker.status
+    detail = report.detail if report is not None else ""
+    model = (report.model if report is not None else "") or "model"
     match worker.state:
-        case "npu_busy":
+        case WorkerState.NPU_BUSY:
             return f"NPU busy: {detail or 'held by another process'}"
-        case "failed":
-            return f"{WORKER} failed: {detail or 'see the log'}"
-        case "loading":
+        case WorkerState.FAILED:
+            return f"{Role.WORKER} failed: {detail or 'see the log'}"
+        case WorkerState.LOADING:
             return f"loading {model}"
-    if api.state == "draining":
-        return f"{API} draining"
+        case WorkerState.RELEASED:
+            return f"NPU released: {detail or 'idle'}"
+    if api.state == ApiState.DRAINING:
+        return f"{Role.API} draining"
     if api.healthy and worker.healthy:
-        in_flight = max(_count(api, "in_flight"), _count(worker, "in_flight"))
-        queued = max(_count(api, "queued"), _count(worker, "queued"))
+        reports = [c.status for c in children if c.status is not None]
+        in_flight = max(r.in_flight for r in reports)
+        queued = max(r.queued for r in reports)
         return f"ready, {in_flight} in flight, {queued} queued"
     if worker.healthy:
-        return f"starting {API}"
+        return f"starting {Role.API}"
     return "starting"
-
-
-def _count(child: Child, key: str) -> int:
-    value = child.status.get(key, 0)
-    return value if isinstance(value, int) else 0

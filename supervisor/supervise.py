@@ -27,6 +27,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from types import FrameType
 from typing import Any
 
@@ -35,7 +36,8 @@ import zmq
 from npu_worker import protocol
 from npu_worker.config import Config
 from npu_worker.logs import log_event
-from supervisor.children import API, WORKER, Child, describe_exit, exit_fields
+from npu_worker.protocol import Role, Status, WorkerState
+from supervisor.children import Child, describe_exit, exit_fields
 from supervisor.notify import Notifier
 from supervisor.restarts import RestartPolicy, RestartTracker
 from supervisor.runtime import RuntimeDir
@@ -48,14 +50,24 @@ WORKER_STOP_GRACE_S = 10.0  # after SIGTERM, before the worker gets SIGKILL
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _MAX_WAIT_S = 0.25
 # The states a worker is in while systemd's start timeout should be extended.
-_LOADING_STATES = (protocol.WorkerState.LOADING.value, protocol.WorkerState.NPU_BUSY.value)
+_LOADING_STATES = (WorkerState.LOADING, WorkerState.NPU_BUSY)
 
 
-def default_commands() -> dict[str, list[str]]:
+class StopPhase(Enum):
+    RUNNING = "running"
+    API = "api"  # waiting for the API to drain and exit
+    WORKER = "worker"  # then for the worker
+    DONE = "done"
+
+
+_ROLE_OF_PHASE = {StopPhase.API: Role.API, StopPhase.WORKER: Role.WORKER}
+
+
+def default_commands() -> dict[Role, list[str]]:
     """The real children; the supervisor appends --config-json FILE --runtime-dir DIR."""
     return {
-        API: [sys.executable, "-m", "api.main"],
-        WORKER: [sys.executable, "-m", "npu_worker.main"],
+        Role.API: [sys.executable, "-m", "api.main"],
+        Role.WORKER: [sys.executable, "-m", "npu_worker.main"],
     }
 
 
@@ -63,7 +75,7 @@ class Supervisor:
     def __init__(
         self,
         config: Config,
-        commands: Mapping[str, Sequence[str]] | None = None,
+        commands: Mapping[Role, Sequence[str]] | None = None,
         api_grace_s: float = API_KILL_GRACE_S,
         worker_grace_s: float = WORKER_STOP_GRACE_S,
     ) -> None:
@@ -72,9 +84,9 @@ class Supervisor:
         self.api_grace_s = api_grace_s
         self.worker_grace_s = worker_grace_s
         self.notifier = Notifier()
-        self.children: dict[str, Child] = {}
+        self.children: dict[Role, Child] = {}
         self.exit_code = 0
-        self.stop_phase = ""  # "" running | "api" | "worker" | "done"
+        self.stop_phase = StopPhase.RUNNING
         self.stop_reason = ""
         self.stop_deadline = 0.0
         self.started_at = 0.0
@@ -95,7 +107,7 @@ class Supervisor:
                 poller = zmq.Poller()
                 poller.register(control, zmq.POLLIN)
                 poller.register(wake_read, zmq.POLLIN)
-                while self.stop_phase != "done":
+                while self.stop_phase != StopPhase.DONE:
                     self._turn(control, poller, wake_read)
             except Exception:
                 log.exception("supervisor_failed")
@@ -122,7 +134,7 @@ class Supervisor:
 
     def _wait_s(self, now: float) -> float:
         deadlines = [c.restart_at for c in self.children.values() if c.restart_at is not None]
-        if self.stop_phase:
+        if self.stop_phase != StopPhase.RUNNING:
             deadlines.append(self.stop_deadline)
         watchdog = self.notifier.next_due()
         if watchdog is not None:
@@ -136,7 +148,7 @@ class Supervisor:
         log_event(log, "supervisor_started", runtime_dir=str(runtime.path), config=self.config.source)
         self.notifier.status("starting")
         # The worker first: its model load is the long pole.
-        for role in (WORKER, API):
+        for role in (Role.WORKER, Role.API):
             argv = [*self.commands[role], "--config-json", str(runtime.config_file)]
             argv += ["--runtime-dir", str(runtime.path)]
             self.children[role] = Child(role, argv, RestartTracker(policy))
@@ -153,26 +165,21 @@ class Supervisor:
             except zmq.Again:
                 return
             try:
-                message = protocol.decode(frames[1:])
+                message = protocol.decode(frames[1:]).message
             except protocol.ProtocolError as exc:
                 log_event(log, "control_message_dropped", logging.WARNING, reason=str(exc))
                 continue
-            if message.kind is protocol.Kind.STATUS:
-                self._take_status(message.fields, now)
+            if isinstance(message, Status):
+                self._take_status(message, now)
 
-    def _take_status(self, fields: dict[str, Any], now: float) -> None:
-        child = self.children.get(str(fields.get("role")))
+    def _take_status(self, status: Status, now: float) -> None:
+        child = self.children.get(status.role)
         # A report from an earlier process of this role (still queued when it died) is stale.
-        if child is None or child.pid is None or fields.get("pid") != child.pid:
+        if child is None or child.pid is None or status.pid != child.pid:
             return
-        if child.record_status(fields, now):
+        if child.record_status(status, now):
             log_event(
-                log,
-                "child_state",
-                role=child.role,
-                pid=child.pid,
-                state=fields.get("state", ""),
-                detail=fields.get("detail", ""),
+                log, "child_state", role=child.role, pid=child.pid, state=status.state, detail=status.detail
             )
 
     def _reap(self, now: float) -> None:
@@ -183,7 +190,7 @@ class Supervisor:
                 continue
             fields = exit_fields(returncode)
             log_event(log, "child_exited", role=child.role, pid=pid, uptime_s=round(uptime, 3), **fields)
-            if not self.stop_phase:
+            if self.stop_phase == StopPhase.RUNNING:
                 self._schedule_restart(child, now, uptime)
 
     def _schedule_restart(self, child: Child, now: float, uptime: float) -> None:
@@ -214,7 +221,11 @@ class Supervisor:
 
     def _restart_due(self, now: float) -> None:
         for child in self.children.values():
-            if child.restart_at is not None and now >= child.restart_at and not self.stop_phase:
+            if (
+                child.restart_at is not None
+                and now >= child.restart_at
+                and self.stop_phase == StopPhase.RUNNING
+            ):
                 self._start(child, now)
 
     # --- stopping -----------------------------------------------------------------------------------
@@ -243,10 +254,10 @@ class Supervisor:
         while self._signals:
             signum = self._signals.pop(0)
             name = signal.Signals(signum).name
-            if not self.stop_phase:
+            if self.stop_phase == StopPhase.RUNNING:
                 self._begin_stop(f"{name} received", 0, now)
             else:
-                log_event(log, "stop_hurried", signal=name, waiting_for=self.stop_phase)
+                log_event(log, "stop_hurried", signal=name, waiting_for=self.stop_phase.value)
                 self.stop_deadline = now
 
     def _begin_stop(self, reason: str, exit_code: int, now: float) -> None:
@@ -256,10 +267,11 @@ class Supervisor:
         self.notifier.stopping()
         for child in self.children.values():
             child.restart_at = None
-        self._enter_stop_phase(API, self.config.api.drain_timeout_s + self.api_grace_s, now)
+        self._enter_stop_phase(StopPhase.API, self.config.api.drain_timeout_s + self.api_grace_s, now)
 
-    def _enter_stop_phase(self, role: str, wait_s: float, now: float) -> None:
-        self.stop_phase = role
+    def _enter_stop_phase(self, phase: StopPhase, wait_s: float, now: float) -> None:
+        role = _ROLE_OF_PHASE[phase]
+        self.stop_phase = phase
         self.stop_deadline = now + wait_s
         self.notifier.status(f"stopping ({self.stop_reason}): waiting for {role}")
         child = self.children[role]
@@ -268,12 +280,12 @@ class Supervisor:
             child.terminate()
 
     def _advance_stop(self, now: float) -> None:
-        if self.stop_phase == API and not self.children[API].running:
-            self._enter_stop_phase(WORKER, self.worker_grace_s, now)
-        if self.stop_phase == WORKER and not self.children[WORKER].running:
-            self.stop_phase = "done"
-        if self.stop_phase in (API, WORKER) and now >= self.stop_deadline:
-            child = self.children[self.stop_phase]
+        if self.stop_phase == StopPhase.API and not self.children[Role.API].running:
+            self._enter_stop_phase(StopPhase.WORKER, self.worker_grace_s, now)
+        if self.stop_phase == StopPhase.WORKER and not self.children[Role.WORKER].running:
+            self.stop_phase = StopPhase.DONE
+        if self.stop_phase in _ROLE_OF_PHASE and now >= self.stop_deadline:
+            child = self.children[_ROLE_OF_PHASE[self.stop_phase]]
             if not child.kill_sent:
                 log_event(log, "child_killed", logging.WARNING, role=child.role, pid=child.pid)
                 child.kill()
@@ -290,18 +302,18 @@ class Supervisor:
     # --- systemd ------------------------------------------------------------------------------------
 
     def _notify(self, now: float) -> None:
-        if self.stop_phase:
+        if self.stop_phase != StopPhase.RUNNING:
             self.notifier.watchdog(now)  # the stop is bounded by its own deadlines
             return
-        api, worker = self.children[API], self.children[WORKER]
+        api, worker = self.children[Role.API], self.children[Role.WORKER]
         timeout = self.config.worker.heartbeat_timeout_s
         self.notifier.status(status_line(api, worker, now, timeout))
         # Ready when the worker says so and the API has seen it too (/health/ready answers from its view).
-        serving = api.healthy and worker.healthy and bool(api.status.get("worker_ready"))
+        serving = api.healthy and worker.healthy and api.status is not None and api.status.worker_ready
         if not self.notifier.ready_sent and serving:
             self.notifier.ready()
             startup_s = round(now - self.started_at, 3)
-            log_event(log, "ready", startup_s=startup_s, model=worker.status.get("model", ""))
+            log_event(log, "ready", startup_s=startup_s, model=worker.status.model if worker.status else "")
         if all(c.heard_within(now, timeout) or c.restart_at is not None for c in (api, worker)):
             self.notifier.watchdog(now)
         loading = worker.state in _LOADING_STATES and worker.heard_within(now, timeout)

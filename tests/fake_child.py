@@ -121,19 +121,20 @@ def main() -> int:
             or sees_worker(now) != sent_sees
             or now - sent_at >= config.worker.heartbeat_interval_s
         ):
-            fields = {
-                "role": args.role,
-                "pid": os.getpid(),
-                "state": state,
-                "detail": DETAILS.get(state, f"{state} {args.model}"),
-                "in_flight": args.in_flight,
-                "queued": args.queued,
-                "model": args.model,
-                "worker_ready": sees_worker(now),
-            }
+            role = protocol.Role(args.role)
+            status = protocol.Status(
+                role=role,
+                pid=os.getpid(),
+                state=protocol.ApiState(state) if role == protocol.Role.API else protocol.WorkerState(state),
+                detail=DETAILS.get(state, f"{state} {args.model}"),
+                in_flight=args.in_flight,
+                queued=args.queued,
+                model=args.model,
+                worker_ready=sees_worker(now),
+            )
             if state != sent_state:
                 record(f"state-{state}")  # before sending: the supervisor may act on it at once
-            control.send_multipart(protocol.encode(protocol.Kind.STATUS, epoch, fields))
+            control.send_multipart(protocol.encode(status, epoch))
             sent_state, sent_sees, sent_at = state, sees_worker(now), now
         time.sleep(0.02)
     return 0

@@ -58,6 +58,7 @@ class Service:
             "clip": {"path": str(ROOT / "models/demo/clip-demo")},
             "worker": {"heartbeat_interval_s": 0.2, "heartbeat_timeout_s": 2.0},
             "supervisor": {"restart_initial_s": 0.2, "runtime_dir": str(tmp / "run")},
+            "scheduler": {"ollama_url": ""},  # no hailo-ollama unless a test starts its fake
         }
         for section, values in (config or {}).items():
             if isinstance(values, dict):

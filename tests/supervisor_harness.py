@@ -13,6 +13,7 @@ from pathlib import Path
 
 from npu_worker.config import load_config
 from npu_worker.logs import setup_logging
+from npu_worker.protocol import Role
 from supervisor.supervise import Supervisor
 
 FAKE_CHILD = Path(__file__).resolve().parent / "fake_child.py"
@@ -30,7 +31,7 @@ def main() -> int:
     setup_logging("supervisor", config.logging.format, config.logging.level)
     commands = {
         role: [sys.executable, str(FAKE_CHILD), "--role", role, "--events", args.events, *shlex.split(flags)]
-        for role, flags in (("api", args.api), ("worker", args.worker))
+        for role, flags in ((Role.API, args.api), (Role.WORKER, args.worker))
     }
     return Supervisor(config, commands, args.api_grace, args.worker_grace).run()
 

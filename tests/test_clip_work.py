@@ -56,10 +56,10 @@ def test_prompts_are_embedded_before_the_one_image_run_and_answers_follow_it() -
     rest = list(answers)
     assert [a.job.rid for a in [first, *rest] if isinstance(a, EmbedResult)] == ["a", "b"]
     assert isinstance(first, EmbedResult)
-    images, texts = first.arrays
+    images, texts = first.answer.image_embeddings, first.answer.text_embeddings
     np.testing.assert_allclose(images[0], _unit(1))
     np.testing.assert_allclose(texts, np.stack([_unit(5), _unit(5)]))
-    assert first.fields["batch_images"] == 2 and first.fields["text_tokens"] == 4
+    assert first.answer.batch_images == 2 and first.answer.text_tokens == 4
 
 
 def test_a_job_whose_prompts_fail_is_answered_with_its_error_and_keeps_out_of_the_batch() -> None:
@@ -69,7 +69,7 @@ def test_a_job_whose_prompts_fail_is_answered_with_its_error_and_keeps_out_of_th
     bad, good = outcomes
     assert isinstance(bad, tuple) and bad[0].rid == "bad" and "broken" in bad[1].message
     assert isinstance(good, EmbedResult) and good.job.rid == "good"
-    assert ("images", 1) in encoders.calls and good.fields["batch_images"] == 1
+    assert ("images", 1) in encoders.calls and good.answer.batch_images == 1
 
 
 def test_prompts_prepared_while_the_batch_gathers_are_not_looked_up_again() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from npu_worker.config import Config, ConfigError, load_config
 from npu_worker import config as cfg
+from npu_worker.config import Config, ConfigError, load_config
 
 
 def write(path: Path, data: object) -> Path:
@@ -74,6 +74,15 @@ def test_relative_model_paths_are_relative_to_the_file(tmp_path: Path) -> None:
         ({"clip": {"templates": ["no placeholder"]}}, {}, "clip.templates: every template must hold '{}'"),
         ({"api": "x"}, {}, "api: expected a mapping"),
         ({}, {"HAILO_VISION_API_PORT": "x"}, "environment HAILO_VISION_API_PORT: expected an integer"),
+        ({"inference": {"top_p": 0}}, {}, "inference.top_p: must be in (0, 1], got 0"),
+        ({"clip": {"batch_wait_ms": -1}}, {}, "clip.batch_wait_ms: must not be negative"),
+        ({"logging": {"level": "loud"}}, {}, "logging.level: must be one of debug, info, warning, error"),
+        (
+            {},
+            {"HAILO_VISION_API_PROT": "8080"},
+            "environment HAILO_VISION_API_PROT: names no configuration key",
+        ),
+        ({}, {"HAILO_VISION_COLOUR": "red"}, "environment HAILO_VISION_COLOUR: names no configuration key"),
     ],
 )
 def test_validation_errors_name_file_key_and_reason(
@@ -110,3 +119,32 @@ def test_every_key_is_documented_in_etc_config_yaml() -> None:
 def test_the_resolved_config_round_trips_for_the_children(tmp_path: Path) -> None:
     config = load_config(str(write(tmp_path / "c.yaml", {"api": {"api_keys": ["k"]}})), env={})
     assert Config.from_json(config.to_json()) == config
+
+
+def test_every_key_has_one_override_variable_and_helper_variables_are_allowed(tmp_path: Path) -> None:
+    variables = cfg.env_variables()
+    assert variables["HAILO_VISION_API_PORT"] == "api.port"
+    assert variables["HAILO_VISION_BACKEND"] == "backend"
+    values = [getattr(Config(), f.name) for f in dataclasses.fields(Config) if f.name != "source"]
+    expected = sum(len(dataclasses.fields(v)) if dataclasses.is_dataclass(v) else 1 for v in values)
+    assert len(variables) == expected
+    path = write(tmp_path / "c.yaml", {})
+    env = {name: "x" for name in cfg.NON_KEY_VARIABLES if name != cfg.ENV_FILE}
+    assert load_config(str(path), env=env).source == str(path)
+
+
+def test_every_rule_is_declared_beside_its_key() -> None:
+    """A key with a constraint carries it in its field's metadata; nothing validates keys elsewhere."""
+    rules = {
+        f"{section.name}.{f.name}": f.metadata["rule"]
+        for section in dataclasses.fields(Config)
+        if dataclasses.is_dataclass(getattr(Config(), section.name))
+        for f in dataclasses.fields(getattr(Config(), section.name))
+        if "rule" in f.metadata
+    }
+    assert rules["api.port"].violation(80) is None and "TCP port" in rules["api.port"].violation(70000)
+    assert rules["resources.max_queue"].violation(0) == "must be greater than 0, got 0"
+    # Every default meets its own rule.
+    for name, rule in rules.items():
+        section, key = name.split(".")
+        assert rule.violation(getattr(getattr(Config(), section), key)) is None, name

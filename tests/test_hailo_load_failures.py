@@ -17,7 +17,7 @@ from hailo_double import import_version
 from npu_worker.backend import DeviceBusyError, DeviceFailedError, ModelLoadError
 from npu_worker.hailo.failures import Call
 from npu_worker.hailo.holders import Holder, HolderScan
-from npu_worker.hailo.load_failures import UNCERTAIN_TRIES, LoadFailures, LoadSite
+from npu_worker.hailo.load_failures import UNCERTAIN_LIMIT_S, LoadFailures, LoadSite
 from npu_worker.hailo.runtime import HailoModules, import_hailo
 from npu_worker.hailo.status import HailoStatus, status_of
 
@@ -42,23 +42,37 @@ SITE = LoadSite(Call.GENAI_CREATE, "VLM", Path("/models/qwen2-vl.hef"))
 NOBODY_VISIBLE = HolderScan((), unreadable=12)
 
 
-def test_an_unseen_holder_is_retried_with_backoff_then_counts_as_its_other_meaning(
+class Clock:
+    """A clock the test moves (LoadFailures times how long a reading stays uncertain)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_unseen_holder_is_retried_for_a_bounded_time_then_counts_as_its_other_meaning(
     hailo: HailoModules,
 ) -> None:
-    failures = LoadFailures(scan=lambda: NOBODY_VISIBLE)
-    delays = []
-    for _ in range(UNCERTAIN_TRIES):
+    clock = Clock()
+    failures = LoadFailures(scan=lambda: NOBODY_VISIBLE, clock=clock)
+    for waited in (0.0, 60.0, UNCERTAIN_LIMIT_S - 1):
+        clock.now = 1000.0 + waited
         error = failures.error(hailo, SITE, native_status(hailo, 62), optimize=False)
         assert isinstance(error, DeviceBusyError)
         assert "may be in use" in error.message and "12 processes of other users" in error.message
-        delays.append(error.retry_after_s)
-    assert delays == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0, 60.0]
+        assert f"retried for {waited:.0f} s of at most {UNCERTAIN_LIMIT_S:.0f} s" in error.message
+    clock.now = 1000.0 + UNCERTAIN_LIMIT_S
     final = failures.error(hailo, SITE, native_status(hailo, 62), optimize=False)
     assert isinstance(final, DeviceFailedError)
-    assert f"no holder of the device seen in {UNCERTAIN_TRIES} retries" in final.message
-    failures.loaded()  # a success starts the count again
+    assert f"no holder of the device seen in {UNCERTAIN_LIMIT_S:.0f} s" in final.message
+    clock.now += 5.0  # the next uncertain reading starts a fresh wait, as after a successful load
     again = failures.error(hailo, SITE, native_status(hailo, 6), optimize=False)
-    assert isinstance(again, DeviceBusyError) and again.retry_after_s == 5.0
+    assert isinstance(again, DeviceBusyError) and "retried for 0 s" in again.message
+    clock.now += 30.0
+    failures.loaded()
+    assert "retried for 0 s" in failures.error(hailo, SITE, native_status(hailo, 6), optimize=False).message
 
 
 def test_a_device_nobody_holds_turns_an_ambiguous_status_into_its_other_meaning_at_once(
@@ -73,15 +87,15 @@ def test_a_device_nobody_holds_turns_an_ambiguous_status_into_its_other_meaning_
     )
 
 
-def test_a_visible_holder_makes_it_busy_and_restarts_the_uncertain_count(hailo: HailoModules) -> None:
+def test_a_visible_holder_makes_it_busy_and_ends_the_uncertain_wait(hailo: HailoModules) -> None:
     scans = [NOBODY_VISIBLE, HolderScan((Holder(812, "hailo-ollama", "hailo-ollama serve"),), 0)]
-    failures = LoadFailures(scan=lambda: scans[0])
+    failures = LoadFailures(scan=lambda: scans[0], clock=Clock())
     failures.error(hailo, SITE, native_status(hailo, 6), optimize=False)
-    failures.error(hailo, SITE, native_status(hailo, 6), optimize=False)
+    assert failures.uncertain_since is not None
     scans.pop(0)
     busy = failures.error(hailo, SITE, native_status(hailo, 6), optimize=False)
     assert isinstance(busy, DeviceBusyError) and "held by pid 812 (hailo-ollama)" in busy.message
-    assert failures.uncertain.used == 0
+    assert failures.uncertain_since is None
 
 
 # ----- reading the status out of every kind of HailoRT exception --------------------------------------

@@ -76,7 +76,6 @@ def test_another_models_kv_cache_is_busy_until_it_goes_on_every_release(
         assert f"held by pid {holder.pid}" in message
         status = "62 HAILO_COMMUNICATION_CLOSED" if release == "5.2.0" else "6 HAILO_INVALID_OPERATION"
         assert f"HailoRTStatusException: status {status} at VLM creation" in message
-        assert raised.value.retry_after_s == 5.0
         holder.stop()
     loading.load()
     assert loading.describe()[0].id == "qwen2-vl-demo"

@@ -9,18 +9,19 @@ import zmq
 from npu_worker import protocol
 from npu_worker.config import load_config
 from npu_worker.main import WorkerProcess
-from npu_worker.protocol import Kind
+from npu_worker.protocol import Token
 
 
 def test_a_burst_of_tokens_the_api_reads_late_arrives_whole(tmp_path: Path) -> None:
     worker = WorkerProcess(load_config(None, env={}), tmp_path)
     burst = 5000  # five times ZeroMQ's default high-water mark
     for index in range(burst):
-        worker._emit(Kind.TOKEN, {"rid": "r", "text": "x", "id": index}, [])
+        worker._emit(Token("r", "x", index))
     assert worker.results_dropped == 0
     pull = worker.context.socket(zmq.PULL)
     pull.bind(protocol.results_endpoint(tmp_path))  # the API arrives only now
-    ids = [protocol.decode(pull.recv_multipart()).fields["id"] for _ in range(burst)]
+    tokens = [protocol.decode(pull.recv_multipart()).message for _ in range(burst)]
+    ids = [token.id for token in tokens if isinstance(token, Token)]
     assert ids == list(range(burst))
     pull.close(linger=0)
     worker.context.destroy(linger=0)

@@ -148,6 +148,10 @@ class ClipRunner:
                 )
 
     @property
+    def has_image_encoder(self) -> bool:
+        return self._vision is not None
+
+    @property
     def logit_scale(self) -> float:
         """The learned temperature (exp of the stored log value) that turns cosines into logits."""
         return math.exp(self._log_logit_scale)

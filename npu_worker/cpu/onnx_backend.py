@@ -1,4 +1,8 @@
-"""The CPU backend: the Qwen2-VL and CLIP runners on ONNX Runtime behind the Backend interface."""
+"""The CPU backend: the Qwen2-VL and CLIP runners on ONNX Runtime behind the Backend interface.
+
+No device to share: CLIP is loaded once at start and stays; the VLM's sessions are what load() and
+release() make and drop (a release frees their memory, e.g. while the scheduler's memory policy
+asks for it)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ import numpy as np
 import onnxruntime as ort
 
 from npu_worker.backend import (
+    DeviceReleasedError,
     GenerationEvent,
     Message,
     ModelInfo,
+    Placement,
+    ReleaseScope,
     SamplingParams,
     UnknownModelError,
 )
@@ -24,41 +31,61 @@ from npu_worker.warmup import warm_up
 
 class OnnxBackend:
     name = "onnx"
+    uses_device = False
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.threads = config.resources.cpu_threads or None
         self.vlm: Qwen2VLRunner | None = None
+        self.vlm_info = ModelInfo(config.model.name, "vlm", self.name)  # full facts after a load
         self.clip: ClipRunner | None = None
+        self.prepared = False
+
+    def prepare(self) -> None:
+        self.prepared = True
+        if self.config.clip.enabled:
+            clip = self.config.clip
+            self.clip = ClipRunner(Path(clip.path), model_id=clip.name, threads=self.threads)
 
     def load(self) -> None:
-        threads = self.config.resources.cpu_threads or None
+        if not self.prepared:
+            self.prepare()
+        if self.vlm is not None:
+            return
         model = self.config.model
         self.vlm = Qwen2VLRunner(
             Path(model.path),
             model_id=model.name,
             decoder_variant=model.decoder_variant or None,
-            threads=threads,
+            threads=self.threads,
             context_length=model.context_length or None,
         )
-        if self.config.clip.enabled:
-            clip = self.config.clip
-            self.clip = ClipRunner(Path(clip.path), model_id=clip.name, threads=threads)
+        self.vlm_info = self.vlm.info
         if model.warmup:
             warm_up(self.vlm.generate)
+
+    def release(self, scope: ReleaseScope) -> None:
+        self.vlm = None
 
     def unload(self) -> None:
         self.vlm = None
         self.clip = None
+        self.prepared = False
 
     def describe(self) -> list[ModelInfo]:
-        return [runner.info for runner in (self.vlm, self.clip) if runner is not None]
+        return [self.vlm_info, *([self.clip.info] if self.clip is not None else [])]
+
+    def clip_placement(self) -> Placement:
+        return Placement.CPU if self.clip is not None else Placement.NONE
 
     def details(self) -> dict[str, Any]:
         return {"onnxruntime": ort.__version__, "providers": ["CPUExecutionProvider"]}
 
     def _vlm(self, model: str) -> Qwen2VLRunner:
-        if self.vlm is None or model != self.vlm.info.id:
+        if model != self.vlm_info.id:
             raise UnknownModelError(f"no vision-language model {model!r} is loaded")
+        if self.vlm is None:
+            raise DeviceReleasedError(f"{model} is released; it is loaded again when it is next needed")
         return self.vlm
 
     def _clip(self, model: str) -> ClipRunner:

@@ -1,9 +1,11 @@
 """HailoBackend: the Backend interface over one SHARED VDevice hosting the VLM HEF and the CLIP image HEF.
 
 CLIP text embeddings are computed on the CPU with the matching CLIP export's onnx/text_model.onnx, as
-hailo-apps does; the logit scale comes from that export's config.json. Load order: everything that
-can fail without the device first (HailoRT import, HEF paths, the CPU text encoder), then the device,
-then the VLM (the load most likely to find the device busy), then the CLIP encoder.
+hailo-apps does; the logit scale comes from that export's config.json. prepare() does, once, all that
+can fail without the device (HailoRT import, HEF paths, the CPU text encoder and, when configured, the
+CPU image encoder that serves CLIP while the NPU is given back). load() takes the device and loads
+the VLM (the load most likely to find the device busy), then the CLIP encoder; release() gives back
+the VLM alone (hailo-ollama in the same VDevice group needs only the KV cache) or everything.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from typing import Any
 import numpy as np
 
 from npu_worker.backend import (
+    DeviceReleasedError,
     GenerationEvent,
     Message,
     ModelInfo,
     ModelLoadError,
+    Placement,
+    ReleaseScope,
     SamplingParams,
     UnknownModelError,
 )
@@ -58,65 +63,47 @@ def resolve_hef(directory: str, configured: str, key: str) -> Path:
 
 class HailoBackend:
     name = "hailo"
+    uses_device = True
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.failures = LoadFailures()  # kept across load attempts: it counts uncertain retries
+        self.failures = LoadFailures()  # kept across load attempts: it times uncertain "busy" readings
         self.hailo: HailoModules | None = None
         self.features: HailoFeatures | None = None
+        self.vlm_hef = self.clip_hef = Path()
         self.vdevice: Any = None
         self.vlm: HailoVLM | None = None
+        self.vlm_info = ModelInfo(config.model.name, "vlm", BACKEND_NAME)  # full facts after a load
         self.clip_images: HailoClipImageEncoder | None = None
-        self.clip_text: ClipRunner | None = None
+        self.clip_text: ClipRunner | None = None  # CPU: text encoder, and image encoder when a fallback
         self.clip_info: ModelInfo | None = None
 
-    def load(self) -> None:
+    def prepare(self) -> None:
+        """HailoRT, the HEF paths and the CPU side of CLIP: everything that can fail without the device."""
         hailo = self.hailo = import_hailo()
         self.features = detect_features(hailo.platform, hailo.genai)
         log_event(
             log, "hailort_detected", version=self.features.version, features=",".join(self.features.names)
         )
         model, clip, settings = self.config.model, self.config.clip, self.config.hailo
-        vlm_hef = resolve_hef(model.path, settings.vlm_hef, "hailo.vlm_hef")
-        clip_hef = resolve_hef(clip.path, settings.clip_hef, "hailo.clip_hef") if clip.enabled else None
-        if clip.enabled and self.clip_text is None:  # kept across retries while the device is busy
-            threads = self.config.resources.cpu_threads or None
-            self.clip_text = ClipRunner(clip.path, threads, model_id=clip.name, image_encoder=False)
-        self.vdevice = open_vdevice(hailo, settings.group_id, self.failures)
-        try:
-            self.vlm = HailoVLM(
-                hailo,
-                self.vdevice,
-                vlm_hef,
-                model.name,
-                self.features,
-                settings,
-                self.failures,
-                model.context_length,
+        self.vlm_hef = resolve_hef(model.path, settings.vlm_hef, "hailo.vlm_hef")
+        if not clip.enabled:
+            return
+        self.clip_hef = resolve_hef(clip.path, settings.clip_hef, "hailo.clip_hef")
+        threads = self.config.resources.cpu_threads or None
+        fallback = self.config.scheduler.clip_without_npu == "cpu"
+        has_image_encoder = (Path(clip.path) / "onnx" / "vision_model.onnx").is_file()
+        if fallback and not has_image_encoder:
+            log_event(
+                log,
+                "clip_cpu_fallback_unavailable",
+                logging.WARNING,
+                path=str(clip.path),
+                reason="no onnx/vision_model.onnx; CLIP waits for the NPU while it is given back",
             )
-            if clip_hef is not None:
-                self._load_clip(hailo, clip_hef)
-            if model.warmup:
-                warm_up(self.vlm.generate)
-        except BaseException:
-            self._release_device()
-            raise
-        self.failures.loaded()
-
-    def _load_clip(self, hailo: HailoModules, hef: Path) -> None:
-        text = self.clip_text
-        assert text is not None
-        self.clip_images = HailoClipImageEncoder(
-            hailo,
-            self.vdevice,
-            hef,
-            text.image_config,
-            text.embedding_dim,
-            self.config.resources.max_batch_size,
-            float_output=self.config.hailo.clip_output == "float32",
-            timeout_s=self.config.hailo.read_timeout_s,
-            failures=self.failures,
-        )
+        with_images = fallback and has_image_encoder
+        text = ClipRunner(clip.path, threads, model_id=clip.name, image_encoder=with_images)
+        self.clip_text = text
         self.clip_info = ModelInfo(
             id=text.info.id,
             kind="clip",
@@ -126,23 +113,78 @@ class HailoBackend:
             capabilities=CLIP_CAPABILITIES,
         )
 
-    def _release_device(self) -> None:
-        """Release the models on the device, then the device (so hailo-ollama can have it)."""
+    def load(self) -> None:
+        """Take the device, then load what is not on it yet: the VLM (the load most likely to find the
+        device busy), then the CLIP encoder."""
+        if self.hailo is None:
+            self.prepare()
+        hailo, features = self.hailo, self.features
+        assert hailo is not None and features is not None
+        model, settings = self.config.model, self.config.hailo
+        if self.vdevice is None:
+            self.vdevice = open_vdevice(hailo, settings.group_id, self.failures)
+        try:
+            if self.vlm is None:
+                self.vlm = HailoVLM(
+                    hailo,
+                    self.vdevice,
+                    self.vlm_hef,
+                    model.name,
+                    features,
+                    settings,
+                    self.failures,
+                    model.context_length,
+                )
+                self.vlm_info = self.vlm.info
+                if model.warmup:
+                    warm_up(self.vlm.generate)
+            if self.clip_text is not None and self.clip_images is None:
+                self._load_clip(hailo, self.clip_text)
+        except BaseException:
+            self.release(ReleaseScope.DEVICE)
+            raise
+        self.failures.loaded()
+
+    def _load_clip(self, hailo: HailoModules, text: ClipRunner) -> None:
+        self.clip_images = HailoClipImageEncoder(
+            hailo,
+            self.vdevice,
+            self.clip_hef,
+            text.image_config,
+            text.embedding_dim,
+            self.config.resources.max_batch_size,
+            float_output=self.config.hailo.clip_output == "float32",
+            timeout_s=self.config.hailo.read_timeout_s,
+            failures=self.failures,
+        )
+
+    def release(self, scope: ReleaseScope) -> None:
+        """Release the VLM (its KV cache is what hailo-ollama needs), and with DEVICE the CLIP encoder
+        and the VDevice too, so hailo-ollama can open its own."""
         if self.vlm is not None:
             self.vlm.release()
-        if self.clip_images is not None:
-            self.clip_images.release()
-        if self.vdevice is not None and self.hailo is not None:
-            release_quietly(self.hailo, "VDevice", self.vdevice.release)
-        self.vlm = self.clip_images = self.clip_info = self.vdevice = None
+            self.vlm = None
+        if scope == ReleaseScope.DEVICE:
+            if self.clip_images is not None:
+                self.clip_images.release()
+                self.clip_images = None
+            if self.vdevice is not None and self.hailo is not None:
+                release_quietly(self.hailo, "VDevice", self.vdevice.release)
+                self.vdevice = None
 
     def unload(self) -> None:
-        self._release_device()
-        self.clip_text = None
+        self.release(ReleaseScope.DEVICE)
+        self.clip_text = self.clip_info = None
 
     def describe(self) -> list[ModelInfo]:
-        vlm_info = self.vlm.info if self.vlm is not None else None
-        return [info for info in (vlm_info, self.clip_info) if info is not None]
+        return [self.vlm_info, *([self.clip_info] if self.clip_info is not None else [])]
+
+    def clip_placement(self) -> Placement:
+        if self.clip_images is not None:
+            return Placement.NPU
+        if self.clip_text is not None and self.clip_text.has_image_encoder:
+            return Placement.CPU
+        return Placement.NONE
 
     def details(self) -> dict[str, Any]:
         if self.features is None:
@@ -164,15 +206,17 @@ class HailoBackend:
         return facts
 
     def _vlm(self, model: str) -> HailoVLM:
-        if self.vlm is None or model != self.vlm.info.id:
+        if model != self.vlm_info.id:
             raise UnknownModelError(f"no vision-language model {model!r} is loaded")
+        if self.vlm is None:
+            raise DeviceReleasedError(f"{model} is not on the NPU now; hailo-vision takes it back in turn")
         return self.vlm
 
-    def _clip(self, model: str) -> tuple[HailoClipImageEncoder, ClipRunner]:
-        images, text, info = self.clip_images, self.clip_text, self.clip_info
-        if images is None or text is None or info is None or model != info.id:
+    def _clip(self, model: str) -> ClipRunner:
+        text, info = self.clip_text, self.clip_info
+        if text is None or info is None or model != info.id:
             raise UnknownModelError(f"no CLIP model {model!r} is loaded")
-        return images, text
+        return text
 
     def generate(
         self, model: str, messages: Sequence[Message], params: SamplingParams
@@ -183,13 +227,19 @@ class HailoBackend:
         return self._vlm(model).count_tokens(messages)
 
     def embed_images(self, model: str, images: Sequence[np.ndarray]) -> np.ndarray:
-        return self._clip(model)[0].embed(images)
+        """On the NPU while the encoder is there, else on the CPU fallback when there is one."""
+        text = self._clip(model)
+        if self.clip_images is not None:
+            return self.clip_images.embed(images)
+        if text.has_image_encoder:
+            return text.embed_images(images)
+        raise DeviceReleasedError(f"{model}'s image encoder is not on the NPU now, and no CPU fallback")
 
     def embed_texts(self, model: str, texts: Sequence[str]) -> np.ndarray:
-        return self._clip(model)[1].embed_texts(texts)
+        return self._clip(model).embed_texts(texts)
 
     def count_text_tokens(self, model: str, texts: Sequence[str]) -> int:
-        return self._clip(model)[1].count_tokens(texts)
+        return self._clip(model).count_tokens(texts)
 
     def logit_scale(self, model: str) -> float:
-        return self._clip(model)[1].logit_scale
+        return self._clip(model).logit_scale

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-DEVICE_DIR_ENV = "HAILO_VISION_DEVICE_DIR"
+from npu_worker.config import DEVICE_DIR_ENV
+
 NODE_PATTERNS = ("hailo[0-9]*", "h1x-[0-9]*")
 
 

@@ -17,7 +17,7 @@ from hailo_double_tools import settings  # noqa: E402
 from hailo_double_tools.hef_files import make_clip_hef, make_vlm_hef  # noqa: E402
 from hailo_double_tools.journal import read_journal  # noqa: E402
 
-from npu_worker.hailo.holders import DEVICE_DIR_ENV  # noqa: E402
+from npu_worker.config import DEVICE_DIR_ENV  # noqa: E402
 
 TEST_WAIT_S = "0.3"
 

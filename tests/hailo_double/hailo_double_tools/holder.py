@@ -19,7 +19,7 @@ from types import TracebackType
 
 from hailo_double_tools.settings import state_dir_in
 
-from npu_worker.hailo.holders import DEVICE_DIR_ENV
+from npu_worker.config import DEVICE_DIR_ENV
 
 DOUBLE_DIR = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0

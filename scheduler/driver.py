@@ -1,0 +1,313 @@
+"""The scheduler at work in the API process: it runs the turn policy against the live world.
+
+It sees the worker through its heartbeats, hailo-ollama through /api/ps (polled, and read afresh
+before taking the device), and the vision work through `turn()`, which every request to the worker
+passes: work that needs the device waits there (bounded by `scheduler.turn_timeout_s`) until it is
+hailo-vision's turn, and counts as in flight until it ends. What the policy decides it carries out:
+Load and Release to the worker, the unload request to hailo-ollama.
+
+Why the API process: it holds the queue and the admission (503 + Retry-After), it already talks to
+the worker and is asyncio (hailo-ollama's HTTP calls wait without a thread), and what it knows is
+what /health and /admin/status show. The worker stays the one owner of the device and only does what
+it is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from npu_worker.backend import Placement, ReleaseScope
+from npu_worker.config import Config
+from npu_worker.logs import log_event
+from npu_worker.protocol import NpuOwner, WorkerState
+from scheduler.ollama import OllamaClient
+from scheduler.policy import (
+    Action,
+    ActionKind,
+    Demand,
+    Figures,
+    Observation,
+    OllamaView,
+    Phase,
+    Policy,
+    Settings,
+    TurnPolicy,
+)
+
+log = logging.getLogger("scheduler")
+DEFAULT_SWITCH_S = 15.0  # Retry-After while waiting for a turn, before any switch was measured
+
+
+class Work(enum.Enum):
+    GENERATE = "generate"
+    CLIP = "clip"
+
+
+class TurnRefused(Exception):
+    """A request that cannot have its turn: the API answers 503 with this code and Retry-After."""
+
+    def __init__(self, code: str, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class DeviceControl(Protocol):
+    """The worker, as the scheduler commands it."""
+
+    async def send_load(self, reason: str) -> None: ...
+
+    async def send_release(self, scope: ReleaseScope, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The scheduler as /health, /metrics, /admin/status and STATUS= show it."""
+
+    policy: Policy
+    phase: Phase
+    reason: str
+    owner: NpuOwner
+    owner_since_s: float  # seconds ago
+    owner_reason: str
+    waiting: int
+    in_flight: int
+    figures: Figures
+    release_in_s: float | None
+    ollama_url: str
+    ollama: OllamaView | None  # None: no hailo-ollama configured
+
+
+def settings_from(config: Config, uses_device: bool) -> Settings:
+    s = config.scheduler
+    return Settings(
+        policy=Policy(s.policy),
+        uses_device=uses_device,
+        persistent=config.model.persistent,
+        ollama_configured=bool(s.ollama_url),
+        ollama_shares_device=s.ollama_shares_device,
+        idle_release_s=s.vlm_idle_release_s,
+        min_residency_s=s.min_residency_s,
+        max_wait_s=s.max_wait_s,
+    )
+
+
+class Scheduler:
+    def __init__(
+        self,
+        config: Config,
+        control: DeviceControl,
+        ollama: OllamaClient | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config.scheduler
+        self.control = control
+        self.ollama = ollama
+        self.clock = clock
+        self.policy = TurnPolicy(settings_from(config, uses_device=config.backend == "hailo"), clock())
+        self.worker: WorkerState | None = None
+        self.clip_placement = Placement.NONE
+        self._ollama_view = OllamaView()
+        self._ollama_seen_at = -math.inf
+        self._waiting: list[float] = []  # arrival times of vision work waiting for the device
+        self._in_flight = 0
+        self._last_use = -math.inf
+        self._changed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._run(), name="scheduler"))
+        if self.ollama is not None:
+            self._tasks.append(asyncio.create_task(self._poll_ollama(), name="scheduler-ollama"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.ollama is not None:
+            await self.ollama.close()
+
+    # --- inputs -----------------------------------------------------------------------------------
+
+    def worker_changed(self, state: WorkerState | None, clip_placement: Placement, uses_device: bool) -> None:
+        """A heartbeat (or the worker's loss, state None); the worker says which backend runs."""
+        settings = self.policy.settings
+        if settings.uses_device != uses_device:
+            self.policy.settings = dataclasses.replace(settings, uses_device=uses_device)
+        if (state, clip_placement) != (self.worker, self.clip_placement):
+            self.worker, self.clip_placement = state, clip_placement
+            self._wake.set()
+
+    def can_serve(self) -> bool:
+        """What /health/ready answers: the models are on the device, or hailo-vision can take its turn
+        (it was loaded before, or loads on demand, or leaves the device to hailo-ollama on purpose)."""
+        worker = self.worker
+        if worker == WorkerState.READY:
+            return True
+        if worker not in (WorkerState.RELEASED, WorkerState.LOADING, WorkerState.NPU_BUSY):
+            return False
+        policy = self.policy
+        return policy.loaded_once or not policy.settings.persistent or policy.holding_off
+
+    def admin_load(self) -> None:
+        log_event(log, "admin_load")
+        self.policy.admin_load()
+        self._wake.set()
+
+    def admin_release(self) -> None:
+        log_event(log, "admin_release")
+        self.policy.admin_release(self.clock())
+        self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, work: Work) -> AsyncIterator[None]:
+        """Wait for hailo-vision's turn on the device if `work` needs it, then count it in flight."""
+        if not self._needs_device(work):
+            yield
+            return
+        arrived = self.clock()
+        self._waiting.append(arrived)
+        self._wake.set()
+        try:
+            await self._wait_for_turn(arrived + self.config.turn_timeout_s)
+        finally:
+            self._waiting.remove(arrived)
+        self._in_flight += 1
+        self._last_use = self.clock()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._last_use = self.clock()
+            self._wake.set()
+
+    def _needs_device(self, work: Work) -> bool:
+        if work == Work.GENERATE:
+            return True
+        if self.clip_placement != Placement.NONE:
+            return False
+        if self.config.clip_without_npu == "refuse" and not self.policy.may_dispatch(self.worker):
+            raise TurnRefused(
+                "npu_busy",
+                f"CLIP runs on the NPU, which is not hailo-vision's now ({self.policy.owner_reason}); "
+                "scheduler.clip_without_npu is refuse",
+                self._switch_estimate_s(),
+            )
+        return True
+
+    async def _wait_for_turn(self, deadline: float) -> None:
+        async with self._changed:
+            while not self.policy.may_dispatch(self.worker):
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    raise TurnRefused(
+                        "npu_busy",
+                        f"the NPU did not become hailo-vision's within {self.config.turn_timeout_s:g} s "
+                        f"({self.policy.reason}; NPU owner: {self.policy.owner}, {self.policy.owner_reason})",
+                        self._switch_estimate_s(),
+                    )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await self._changed.wait()
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def observe(self) -> Observation:
+        now = self.clock()
+        oldest = min(self._waiting, default=now)
+        vision = Demand(len(self._waiting), now - oldest, self._in_flight, self._last_use)
+        return Observation(now, self.worker, self._ollama_view, vision)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            wants_fresh = self.policy.phase == Phase.RELEASED and self._waiting
+            if wants_fresh and self.ollama is not None and self.clock() - self._ollama_seen_at > 1.0:
+                await self._read_ollama(self.ollama)  # take decisions on what hailo-ollama does now
+            seen = self.observe()
+            for action in self.policy.decide(seen):
+                await self._carry_out(action)
+            async with self._changed:
+                self._changed.notify_all()
+            due = self.policy.next_due(seen)
+            timeout = None if due is None else max(0.0, due - self.clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    async def _carry_out(self, action: Action) -> None:
+        owner = self.policy.owner
+        facts: dict[str, str] = {"reason": action.reason, "owner": owner}
+        if action.model:
+            facts["model"] = action.model
+        log_event(log, f"npu_{action.kind}", logging.INFO, **facts)
+        if action.kind == ActionKind.LOAD:
+            await self.control.send_load(action.reason)
+        elif action.kind == ActionKind.RELEASE:
+            await self.control.send_release(action.scope, action.reason)
+        elif self.ollama is not None:
+            self._tasks.append(asyncio.create_task(self._unload(self.ollama, action.model)))
+
+    async def _unload(self, ollama: OllamaClient, model: str) -> None:
+        result = await ollama.unload(model)
+        level = logging.INFO if result.ok else logging.WARNING
+        log_event(
+            log, "ollama_unloaded" if result.ok else "ollama_unload_failed", level, detail=result.detail
+        )
+        self.policy.unload_finished(self.clock(), result.ok, result.detail)
+        await self._read_ollama(ollama)
+        self._wake.set()
+
+    async def _poll_ollama(self) -> None:
+        assert self.ollama is not None
+        while True:
+            await self._read_ollama(self.ollama)
+            await asyncio.sleep(self.config.ollama_poll_s)
+
+    async def _read_ollama(self, ollama: OllamaClient) -> None:
+        view = await ollama.ps()
+        self._ollama_seen_at = self.clock()
+        if view != self._ollama_view:
+            self._ollama_view = view
+            self._wake.set()
+
+    # --- what it shows ----------------------------------------------------------------------------
+
+    def _switch_estimate_s(self) -> float:
+        figures = self.policy.figures
+        return figures.switch_seconds / figures.switches if figures.switches else DEFAULT_SWITCH_S
+
+    def snapshot(self) -> Snapshot:
+        now = self.clock()
+        policy = self.policy
+        release_at = policy.release_at(self.observe())
+        release_in = None if release_at is None else max(0.0, release_at - now)
+        return Snapshot(
+            policy=policy.settings.policy,
+            phase=policy.phase,
+            reason=policy.reason,
+            owner=policy.owner,
+            owner_since_s=now - policy.owner_since,
+            owner_reason=policy.owner_reason,
+            waiting=len(self._waiting),
+            in_flight=self._in_flight,
+            figures=policy.figures,
+            release_in_s=release_in,
+            ollama_url=self.config.ollama_url,
+            ollama=self._ollama_view if self.ollama is not None else None,
+        )
