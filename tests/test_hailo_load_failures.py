@@ -15,6 +15,7 @@ import pytest
 from hailo_double import import_version
 
 from npu_worker.backend import DeviceBusyError, DeviceFailedError, ModelLoadError
+from npu_worker.hailo.device import release_quietly
 from npu_worker.hailo.failures import Call
 from npu_worker.hailo.holders import Holder, HolderScan
 from npu_worker.hailo.load_failures import UNCERTAIN_LIMIT_S, LoadFailures, LoadSite
@@ -127,3 +128,16 @@ def test_the_status_is_read_from_native_wrapped_and_plain_exceptions(
         assert isinstance(native_status(hailo, 6), hailo.errors)  # caught on every release
     finally:
         import_version("5.2.0")
+
+
+def test_a_failing_release_is_logged_with_its_meaning_not_raised(
+    hailo: HailoModules, caplog: pytest.LogCaptureFixture
+) -> None:
+    def release() -> None:
+        raise native_status(hailo, 62)  # raw: pyhailort.py wraps no release
+
+    release_quietly(hailo, "VDevice", release)
+    (record,) = [r for r in caplog.records if r.getMessage() == "hailo_release_failed"]
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields["what"] == "VDevice" and fields["meaning"] == "device failure"
+    assert fields["error"] == "HailoRTStatusException: status 62 HAILO_COMMUNICATION_CLOSED"

@@ -19,7 +19,7 @@ from npu_worker.backend import DeviceFailedError, InvalidRequestError
 from npu_worker.hailo.failures import Call, Meaning, classify
 from npu_worker.hailo.load_failures import LoadFailures, LoadSite
 from npu_worker.hailo.runtime import HailoModules
-from npu_worker.hailo.status import describe, status_of
+from npu_worker.hailo.status import HailoStatus, describe, status_of
 from npu_worker.logs import log_event
 
 log = logging.getLogger("npu_worker.hailo")
@@ -38,6 +38,10 @@ def described(hailo: HailoModules, exc: BaseException) -> str:
     return describe(exc, status_of(exc, hailo.status_name))
 
 
+def _meaning(hailo: HailoModules, call: Call, status: HailoStatus | None) -> Meaning:
+    return classify(call, status.name if status else None, False, hailo.version).meaning
+
+
 @contextmanager
 def work_errors(hailo: HailoModules, what: str) -> Iterator[None]:
     """Translate HailoRT failures while the device works on a request."""
@@ -46,8 +50,7 @@ def work_errors(hailo: HailoModules, what: str) -> Iterator[None]:
     except hailo.errors as exc:
         status = status_of(exc, hailo.status_name)
         text = describe(exc, status)
-        name = status.name if status else None
-        if classify(Call.WORK, name, False, hailo.version).meaning is Meaning.BAD_REQUEST:
+        if _meaning(hailo, Call.WORK, status) is Meaning.BAD_REQUEST:
             raise InvalidRequestError(f"the Hailo device refused the {what} request: {text}") from exc
         raise DeviceFailedError(f"the Hailo device failed during {what}: {text}") from exc
 
@@ -57,4 +60,13 @@ def release_quietly(hailo: HailoModules, what: str, release: Callable[[], None])
     try:
         release()
     except hailo.errors as exc:
-        log_event(log, "hailo_release_failed", logging.WARNING, what=what, error=described(hailo, exc))
+        status = status_of(exc, hailo.status_name)
+        meaning = _meaning(hailo, Call.RELEASE, status).value
+        log_event(
+            log,
+            "hailo_release_failed",
+            logging.WARNING,
+            what=what,
+            meaning=meaning,
+            error=describe(exc, status),
+        )
