@@ -17,10 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import APIError
 from api.keys import load_api_keys, valid_key
+from api.routes_admin import admin_status, npu_load, npu_release
 from api.routes_chat import chat_completions
 from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
 from api.routes_info import get_model, health, list_models, metrics, ready
-from api.services import Services
+from api.services import Services, services_of
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
 from npu_worker.logs import log_event
@@ -28,6 +29,8 @@ from scheduler.driver import Scheduler
 
 log = logging.getLogger("api")
 OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz"})
+ADMIN_PREFIX = "/admin/"
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def error_response(error: APIError, request_id: str | None = None) -> JSONResponse:
@@ -39,6 +42,7 @@ def error_response(error: APIError, request_id: str | None = None) -> JSONRespon
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
+    services_of(request).recent.failed(exc.code, exc.message)
     return error_response(exc, request.scope.get("request_id"))
 
 
@@ -79,23 +83,39 @@ class AccessMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        if self.services.api_keys and path not in OPEN_PATHS and scope["method"] != "OPTIONS":
-            key = headers.get("authorization", "")
-            if not key.lower().startswith("bearer ") or not valid_key(
-                key[7:].strip(), self.services.api_keys
-            ):
-                error = APIError(
-                    401, "a valid API key is required: send 'Authorization: Bearer <key>'", "invalid_api_key"
-                )
-                await error_response(error, request_id)(scope, receive, send_with_id)
-                self._record(scope, path, 401, started, request_id)
-                return
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await error_response(refusal, request_id)(scope, receive, send_with_id)
+            self._record(scope, path, refusal.status, started, request_id)
+            return
         await self.app(scope, receive, send_with_id)
         self._record(scope, path, status_holder["status"], started, request_id)
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> APIError | None:
+        """401 without a valid key where keys are configured; admin routes only on loopback or with a key."""
+        path, keys = scope["path"], self.services.api_keys
+        if path in OPEN_PATHS or scope["method"] == "OPTIONS":
+            return None
+        key = headers.get("authorization", "")
+        has_key = key.lower().startswith("bearer ") and bool(keys) and valid_key(key[7:].strip(), keys)
+        if path.startswith(ADMIN_PREFIX):
+            client = scope.get("client")
+            if (client is not None and client[0] in LOOPBACK) or has_key:
+                return None
+            if not keys:
+                return APIError(
+                    403, "the admin endpoints answer on loopback only (no API keys set)", "forbidden"
+                )
+        if keys and not has_key:
+            return APIError(
+                401, "a valid API key is required: send 'Authorization: Bearer <key>'", "invalid_api_key"
+            )
+        return None
 
     def _record(self, scope: Scope, path: str, status: int, started: float, request_id: str) -> None:
         route = _route_label(scope, path)
         elapsed = time.monotonic() - started
+        self.services.recent.finished(status, elapsed)
         self.services.metrics.requests.labels(route, str(status)).inc()
         self.services.metrics.latency.labels(route).observe(elapsed)
         if path not in OPEN_PATHS and path != "/metrics":
@@ -132,6 +152,9 @@ def create_app(config: Config, worker: WorkerClient, scheduler: Scheduler) -> St
         Route("/health/ready", ready, methods=["GET"]),
         Route("/readyz", ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/admin/status", admin_status, methods=["GET"]),
+        Route("/admin/npu/release", npu_release, methods=["POST"]),
+        Route("/admin/npu/load", npu_load, methods=["POST"]),
     ]
     middleware = [Middleware(AccessMiddleware, services=services)]
     if config.api.cors_enabled:

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 import zmq
@@ -54,7 +55,7 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
     control.connect(protocol.control_endpoint(runtime_dir))
     epoch = protocol.new_epoch()
     parent = os.getppid()
-    sent: tuple[ApiState, bool] | None = None
+    sent: tuple[Any, ...] | None = None
     sent_at = 0.0
     try:
         while True:
@@ -65,6 +66,7 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
                 services.state = ApiState.LISTENING
                 log_event(log, "listening", host=services.config.api.host, port=services.config.api.port)
             view = services.worker.view
+            snapshot = services.scheduler.snapshot()
             status = Status(
                 role=Role.API,
                 pid=os.getpid(),
@@ -74,13 +76,16 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
                 queued=view.queued,
                 model=services.config.model.name,
                 worker_ready=services.worker.ready,  # what /health/ready answers
+                npu_owner=snapshot.owner,
+                npu_reason=snapshot.owner_reason,
             )
             now = time.monotonic()
             # On every change at once (READY=1 waits for worker_ready), else once per interval.
-            if (services.state, services.worker.ready) != sent or now - sent_at >= interval_s:
+            changes = (services.state, status.worker_ready, status.npu_owner)
+            if changes != sent or now - sent_at >= interval_s:
                 with contextlib.suppress(zmq.Again):
                     await control.send_multipart(protocol.encode(status, epoch), zmq.NOBLOCK)
-                sent, sent_at = (services.state, services.worker.ready), now
+                sent, sent_at = changes, now
             settled = services.state != ApiState.STARTING and services.worker.ready
             await asyncio.sleep(interval_s if settled else 0.05)
     finally:

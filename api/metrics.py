@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from npu_worker.protocol import Stats
+from npu_worker.protocol import NpuOwner, Stats
+from scheduler.driver import Snapshot
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 BATCH_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64)
@@ -82,9 +83,39 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.npu_owner = Gauge(
+            "hailo_vision_npu_owner",
+            "1 for who holds the NPU now (hailo-vision, hailo-ollama, nobody, unknown)",
+            ["owner"],
+            registry=r,
+        )
+        self.npu_switches = Counter(
+            "hailo_vision_npu_switches", "Times the NPU changed hands to or from hailo-vision", registry=r
+        )
+        self.npu_switch_seconds = Counter(
+            "hailo_vision_npu_switch_seconds", "Seconds spent switching the NPU (unload, load)", registry=r
+        )
+        self.turn_waiting = Gauge(
+            "hailo_vision_npu_turn_waiting", "Requests waiting for hailo-vision's turn on the NPU", registry=r
+        )
+        self.policy = Gauge(
+            "hailo_vision_scheduler_policy", "The scheduler policy (label)", ["policy"], registry=r
+        )
+        self._switches_counted = 0
+        self._switch_seconds_counted = 0.0
         self.clip_gauges = {
             field: Gauge(name, help_text, registry=r) for field, (name, help_text) in CLIP_STATS.items()
         }
+
+    def observe_scheduler(self, snapshot: Snapshot) -> None:
+        for owner in NpuOwner:
+            self.npu_owner.labels(owner.value).set(1 if snapshot.owner == owner else 0)
+        figures = snapshot.figures
+        self.npu_switches.inc(figures.switches - self._switches_counted)
+        self.npu_switch_seconds.inc(figures.switch_seconds - self._switch_seconds_counted)
+        self._switches_counted, self._switch_seconds_counted = figures.switches, figures.switch_seconds
+        self.turn_waiting.set(snapshot.waiting)
+        self.policy.labels(snapshot.policy.value).set(1)
 
     def render(self, worker_ready: bool, restarts: int, stats: Stats | None) -> bytes:
         self.worker_up.set(1 if worker_ready else 0)

@@ -74,6 +74,7 @@ class _Completion:
         metrics.ttft.observe(final.queue_wait_s + final.ttft_s)
         metrics.prompt_tokens.inc(final.prompt_tokens)
         metrics.completion_tokens.inc(final.completion_tokens)
+        self.services.recent.generated(final.completion_tokens)
 
     def sse(self, body: dict[str, Any]) -> str:
         return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"

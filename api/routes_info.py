@@ -13,22 +13,14 @@ from starlette.responses import JSONResponse, Response
 from api.errors import APIError
 from api.openai_format import model_object
 from api.services import Services, services_of
+from api.status import npu_section, scheduler_section, service_state
 from npu_worker.backend import ModelInfo, ModelKind
-from npu_worker.protocol import ServiceState, WorkerState
+from npu_worker.protocol import WorkerState
 
 try:
     VERSION = version("hailo-vision")
 except PackageNotFoundError:  # running from a source tree without installing
     VERSION = "0+unknown"
-
-_STATES = {
-    WorkerState.STARTING: ServiceState.LOADING,
-    WorkerState.READY: ServiceState.READY,
-    WorkerState.LOADING: ServiceState.LOADING,
-    WorkerState.NPU_BUSY: ServiceState.UNAVAILABLE,
-    WorkerState.RELEASED: ServiceState.UNAVAILABLE,
-    WorkerState.FAILED: ServiceState.UNAVAILABLE,
-}
 
 
 def known_models(services: Services) -> Sequence[ModelInfo]:
@@ -53,26 +45,24 @@ def resolve_model(services: Services, requested: str | None, kind: ModelKind) ->
     raise APIError(404, f"model {name!r} not found; available: {available}", "model_not_found", "model")
 
 
-def _state(services: Services) -> ServiceState:
-    state = services.worker.view.state
-    return ServiceState.UNAVAILABLE if state is None else _STATES[state]
-
-
 def _health_body(services: Services) -> dict[str, Any]:
     view = services.worker.view
+    snapshot = services.scheduler.snapshot()
     return {
         "status": "ok",
-        "state": _state(services),
+        "state": service_state(services),
         "model": services.config.model.name,
-        "model_loaded": services.worker.ready,
+        "model_loaded": view.state == WorkerState.READY,
         "backend": view.backend or services.config.backend,
         "backend_details": view.details,
         "detail": view.detail,
         "uptime_seconds": round(time.monotonic() - services.started, 3),
         "version": VERSION,
         "in_flight": services.in_flight,
-        "queued": view.queued,
+        "queued": view.queued + snapshot.waiting,
         "worker_restarts": services.worker.restarts,
+        "npu": npu_section(snapshot),
+        "scheduler": scheduler_section(services, snapshot),
     }
 
 
@@ -81,6 +71,7 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
+    """200 while the service can serve, the models on the device or taking their turn."""
     services = services_of(request)
     body = _health_body(services)
     body["ready"] = services.worker.ready
@@ -111,5 +102,6 @@ async def metrics(request: Request) -> Response:
     services = services_of(request)
     stats = await services.worker.stats() if services.worker.view.epoch else None
     services.metrics.in_flight.set(services.in_flight)
+    services.metrics.observe_scheduler(services.scheduler.snapshot())
     body = services.metrics.render(services.worker.ready, services.worker.restarts, stats)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from api.metrics import Metrics
+from api.recent import RecentRequests
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
 from npu_worker.protocol import ApiState
@@ -24,6 +25,7 @@ class Services:
     worker: WorkerClient
     scheduler: Scheduler
     metrics: Metrics = field(default_factory=Metrics)
+    recent: RecentRequests = field(default_factory=RecentRequests)
     started: float = field(default_factory=time.monotonic)
     api_keys: frozenset[str] = frozenset()
     state: ApiState = ApiState.STARTING

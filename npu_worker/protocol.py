@@ -404,6 +404,7 @@ class Status(Wire):
     model: str
     worker_ready: bool = False
     npu_owner: NpuOwner = NpuOwner.UNKNOWN
+    npu_reason: str = ""
     rung: str = ""
 
     @classmethod

@@ -16,10 +16,11 @@ from typing import Any
 from npu_worker.protocol import ApiState, Role, Status, WorkerState
 from supervisor.restarts import RestartTracker
 
-# The state in which each role is fully up.
-HEALTHY_STATE: dict[Role, ApiState | WorkerState] = {
-    Role.API: ApiState.LISTENING,
-    Role.WORKER: WorkerState.READY,
+# The states in which each role is up: the API listens; the worker's models are on the device, or
+# prepared and given back (loaded on demand, or left to hailo-ollama: the API's scheduler knows).
+HEALTHY_STATES: dict[Role, tuple[ApiState | WorkerState, ...]] = {
+    Role.API: (ApiState.LISTENING,),
+    Role.WORKER: (WorkerState.READY, WorkerState.RELEASED),
 }
 # systemd's notify variables are the supervisor's alone.
 _PRIVATE_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -78,7 +79,7 @@ class Child:
 
     @property
     def healthy(self) -> bool:
-        return self.state == HEALTHY_STATE[self.role]
+        return self.state in HEALTHY_STATES[self.role]
 
     def start(self, now: float, env: Mapping[str, str]) -> int:
         self.process = subprocess.Popen(

@@ -1,9 +1,9 @@
 """The one-line service status (systemd's STATUS=, shown by `systemctl status`) from the children's reports.
 
-The most pressing fact wins: a child waiting to be restarted, a child that went silent, the NPU
-being held by another process, a failed or loading model, the API not yet listening; otherwise
-"ready, N in flight, M queued". In-flight and queued counts are the larger of the two children's
-reports (whichever of them holds the queue knows it best).
+The most pressing fact wins: a child waiting to be restarted, a child that went silent, a failed or
+starting worker, the API draining, the NPU held by another process, a model loading, the API not yet
+listening; otherwise "ready, N in flight, M queued; NPU: <owner> (<why>)". In-flight and queued
+counts are the larger of the two children's reports (whichever of them holds the queue knows it best).
 """
 
 from __future__ import annotations
@@ -23,22 +23,23 @@ def status_line(api: Child, worker: Child, now: float, heartbeat_timeout_s: floa
     report = worker.status
     detail = report.detail if report is not None else ""
     model = (report.model if report is not None else "") or "model"
-    match worker.state:
-        case WorkerState.NPU_BUSY:
-            return f"NPU busy: {detail or 'held by another process'}"
-        case WorkerState.FAILED:
-            return f"{Role.WORKER} failed: {detail or 'see the log'}"
-        case WorkerState.LOADING:
-            return f"loading {model}"
-        case WorkerState.RELEASED:
-            return f"NPU released: {detail or 'idle'}"
+    if worker.state == WorkerState.FAILED:
+        return f"{Role.WORKER} failed: {detail or 'see the log'}"
+    if worker.state == WorkerState.STARTING:
+        return f"starting {model}"
     if api.state == ApiState.DRAINING:
         return f"{Role.API} draining"
-    if api.healthy and worker.healthy:
+    if worker.state == WorkerState.NPU_BUSY:
+        return f"NPU busy: {detail or 'held by another process'}"
+    if worker.state == WorkerState.LOADING:
+        return f"loading {model}"
+    view = api.status
+    if api.healthy and view is not None and view.worker_ready:
         reports = [c.status for c in children if c.status is not None]
         in_flight = max(r.in_flight for r in reports)
         queued = max(r.queued for r in reports)
-        return f"ready, {in_flight} in flight, {queued} queued"
+        npu = f"; NPU: {view.npu_owner} ({view.npu_reason})" if view.npu_reason else ""
+        return f"ready, {in_flight} in flight, {queued} queued{npu}"
     if worker.healthy:
         return f"starting {Role.API}"
     return "starting"

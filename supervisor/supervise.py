@@ -50,7 +50,7 @@ WORKER_STOP_GRACE_S = 10.0  # after SIGTERM, before the worker gets SIGKILL
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _MAX_WAIT_S = 0.25
 # The states a worker is in while systemd's start timeout should be extended.
-_LOADING_STATES = (WorkerState.LOADING, WorkerState.NPU_BUSY)
+_LOADING_STATES = (WorkerState.STARTING, WorkerState.LOADING, WorkerState.NPU_BUSY)
 
 
 class StopPhase(Enum):
@@ -308,7 +308,8 @@ class Supervisor:
         api, worker = self.children[Role.API], self.children[Role.WORKER]
         timeout = self.config.worker.heartbeat_timeout_s
         self.notifier.status(status_line(api, worker, now, timeout))
-        # Ready when the worker says so and the API has seen it too (/health/ready answers from its view).
+        # Ready when the API listens and says it can serve (its /health/ready): the worker is up and the
+        # scheduler has the models on the device, or can take its turn.
         serving = api.healthy and worker.healthy and api.status is not None and api.status.worker_ready
         if not self.notifier.ready_sent and serving:
             self.notifier.ready()

@@ -1,0 +1,133 @@
+"""What the service says about itself: /health, /health/ready and the machine-readable /admin/status.
+
+One place builds it, from the worker's view, the scheduler's snapshot and the last minute of
+requests, so `hailo-visionctl status`, /health and systemd's STATUS= never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from api.services import Services
+from npu_worker.protocol import ApiState, ServiceState, WorkerState
+from scheduler.driver import Snapshot
+
+STATUS_SCHEMA = 1
+
+
+def service_state(services: Services) -> ServiceState:
+    if services.state == ApiState.DRAINING:
+        return ServiceState.DRAINING
+    worker = services.worker.view.state
+    if worker is None or worker == WorkerState.FAILED:
+        return ServiceState.UNAVAILABLE
+    if services.worker.ready:
+        return ServiceState.READY
+    return (
+        ServiceState.LOADING
+        if worker in (WorkerState.STARTING, WorkerState.LOADING)
+        else ServiceState.UNAVAILABLE
+    )
+
+
+def reasons(services: Services, snapshot: Snapshot) -> list[str]:
+    """Why the service is not simply ready and idle, most pressing first."""
+    view = services.worker.view
+    found = []
+    if view.state is None or view.state == WorkerState.FAILED:
+        found.append(view.detail)
+    elif view.state != WorkerState.READY:
+        found.append(f"worker {view.state}: {view.detail}")
+    if snapshot.waiting:
+        found.append(f"{snapshot.waiting} request(s) waiting for the NPU: {snapshot.reason}")
+    return found
+
+
+def _since(seconds_ago: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat(timespec="seconds")
+
+
+def npu_section(snapshot: Snapshot) -> dict[str, Any]:
+    ollama = snapshot.ollama
+    return {
+        "owner": snapshot.owner,
+        "since": _since(snapshot.owner_since_s),
+        "since_s": round(snapshot.owner_since_s, 1),
+        "reason": snapshot.owner_reason,
+        "ollama": None
+        if ollama is None
+        else {
+            "url": snapshot.ollama_url,
+            "reachable": ollama.reachable,
+            "busy": ollama.busy,
+            "models": list(ollama.models),
+        },
+    }
+
+
+def scheduler_section(services: Services, snapshot: Snapshot) -> dict[str, Any]:
+    figures = snapshot.figures
+    return {
+        "policy": snapshot.policy,
+        "phase": snapshot.phase,
+        "rung": "normal",
+        "reasons": [snapshot.reason] if snapshot.reason else [],
+        "queued": snapshot.waiting + services.worker.view.queued,
+        "in_flight": services.in_flight,
+        "max_queue": services.config.resources.max_queue,
+        "switches": figures.switches,
+        "switch_seconds": round(figures.switch_seconds, 3),
+        "release_in_s": None if snapshot.release_in_s is None else round(snapshot.release_in_s, 1),
+    }
+
+
+def status_document(services: Services, version: str) -> dict[str, Any]:
+    """GET /admin/status: everything `hailo-visionctl status` renders."""
+    snapshot = services.scheduler.snapshot()
+    view = services.worker.view
+    api = services.config.api
+    return {
+        "schema": STATUS_SCHEMA,
+        "service": {
+            "state": service_state(services),
+            "version": version,
+            "uptime_s": round(time.monotonic() - services.started, 1),
+            "pid": os.getpid(),
+            "listen": f"{api.host}:{api.port}",
+            "worker_restarts": services.worker.restarts,
+            "backend": view.backend or services.config.backend,
+            "reasons": reasons(services, snapshot),
+        },
+        "models": [
+            {
+                "id": model.id,
+                "kind": model.kind,
+                "served_by": "hailo-vision",
+                "loaded": view.state == WorkerState.READY or model.kind == "clip",
+                "placement": view.clip_placement if model.kind == "clip" else _vlm_placement(services),
+            }
+            for model in view.models
+        ],
+        "npu": npu_section(snapshot),
+        "scheduler": scheduler_section(services, snapshot),
+        "requests": services.recent.summary(),
+        "thermal": {"level": "unknown", "soc_c": None, "hailo_c": None, "throttled": None},
+        "memory": {
+            "level": "unknown",
+            "service_rss_mb": None,
+            "limit_mb": services.config.resources.memory_limit_mb,
+            "available_mb": None,
+            "floor_mb": 0,
+        },
+        "errors": [error.__dict__ for error in services.recent.errors],
+    }
+
+
+def _vlm_placement(services: Services) -> str:
+    view = services.worker.view
+    if view.state != WorkerState.READY:
+        return "none"
+    return "npu" if view.backend == "hailo" else "cpu"
