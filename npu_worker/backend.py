@@ -184,10 +184,11 @@ class Backend(Protocol):
         """Load what needs no device (tokenizers, CPU encoders): once, at start. Raise ModelLoadError
         naming the file at fault."""
 
-    def load(self) -> None:
-        """Take the device (if any) and load every configured model not loaded yet (prepare() first,
-        if it was not called); raise DeviceBusyError while another process holds the device,
-        ModelLoadError naming a bad file."""
+    def load(self, vlm: bool = True) -> None:
+        """Take the device (if any) and load every configured model not loaded yet - without the VLM
+        when `vlm` is False (CLIP beside hailo-ollama in a shared VDevice group); prepare() first, if it
+        was not called. Raise DeviceBusyError while another process holds the device, ModelLoadError
+        naming a bad file."""
 
     def release(self, scope: ReleaseScope) -> None:
         """Give back what `scope` says; what prepare() loaded stays, and load() may follow."""

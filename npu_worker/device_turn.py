@@ -88,6 +88,14 @@ class DeviceTurn:
         self.state, self.detail = WorkerState.READY, "ready"
         return True
 
+    def place_clip(self) -> None:
+        """Put CLIP on the device without the VLM (hailo-ollama shares the VDevice group, so both fit);
+        a held device leaves it on the CPU until the next load."""
+        try:
+            self.backend.load(vlm=False)
+        except DeviceBusyError as exc:
+            log_event(log, "clip_stays_on_cpu", logging.WARNING, detail=exc.message)
+
     def release(self) -> None:
         self.backend.release(self.scope)
         self._busy_attempts = 0

@@ -88,6 +88,7 @@ class Engine:
         self.clip_config = clip
         self.clock = clock
         self.device = DeviceTurn(backend, scheduler.load_retry_initial_s, scheduler.load_retry_max_s, clock)
+        self.clip_beside_ollama = scheduler.ollama_shares_device and bool(scheduler.ollama_url)
         self.models: list[ModelInfo] = []
         self.details: dict[str, Any] = {}
         self.clip_placement = Placement.NONE
@@ -225,6 +226,8 @@ class Engine:
         """What needs no device, once; False when the models cannot be served at all."""
         try:
             self.backend.prepare()
+            if self.clip_beside_ollama and self.backend.uses_device:
+                self.device.place_clip()
         except Exception as exc:  # a broken model directory ends the worker; the supervisor decides
             self._fail_load(exc)
             return False

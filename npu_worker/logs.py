@@ -53,6 +53,8 @@ def setup_logging(process_name: str, fmt: str = "logfmt", level: str = "info") -
     root.setLevel(_LEVELS.get(level, logging.INFO))
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True
+    for chatty in ("httpx", "httpcore"):  # a line per hailo-ollama poll; their warnings still pass
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -149,9 +149,10 @@ class Scheduler:
         settings = self.policy.settings
         if settings.uses_device != uses_device:
             self.policy.settings = dataclasses.replace(settings, uses_device=uses_device)
-        if (state, clip_placement) != (self.worker, self.clip_placement):
-            self.worker, self.clip_placement = state, clip_placement
-            self._wake.set()
+        self.worker, self.clip_placement = state, clip_placement
+        # Every heartbeat is looked at: a state can come and go between two of them (a load found the
+        # device busy and was released again), and the policy follows what it sees now.
+        self._wake.set()
 
     def can_serve(self) -> bool:
         """What /health/ready answers: the models are on the device, or hailo-vision can take its turn
@@ -234,6 +235,8 @@ class Scheduler:
         return Observation(now, self.worker, self._ollama_view, vision)
 
     async def _run(self) -> None:
+        if self.ollama is not None:
+            await self._read_ollama(self.ollama)  # the first decision knows what hailo-ollama holds
         while True:
             self._wake.clear()
             wants_fresh = self.policy.phase == Phase.RELEASED and self._waiting

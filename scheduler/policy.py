@@ -106,6 +106,8 @@ class Observation:
     worker: WorkerState | None  # None: no worker process (starting or restarting)
     ollama: OllamaView = field(default_factory=OllamaView)
     vision: Demand = field(default_factory=Demand)
+    # hailo-ollama work that came through hailo-vision's door: waiting for its turn, or running there
+    ollama_work: Demand = field(default_factory=Demand)
 
 
 @dataclass
@@ -191,6 +193,11 @@ class TurnPolicy:
         """Vision work may go to the worker now."""
         return self.phase == Phase.HOLDING and worker == WorkerState.READY
 
+    def may_forward(self) -> bool:
+        """hailo-ollama work waiting at the door may go to hailo-ollama now: hailo-vision neither holds
+        the device nor is taking it (the last decision left it alone)."""
+        return self.phase == Phase.RELEASED
+
     def release_at(self, seen: Observation) -> float | None:
         """When the device will be given back if no vision work comes (None: not while holding, or
         never)."""
@@ -207,9 +214,11 @@ class TurnPolicy:
         times = []
         if self.phase == Phase.HOLDING:
             times += [self.phase_since + s.min_residency_s, self._idle_release_at(seen)]
+        for work in (seen.vision, seen.ollama_work):
+            if work.waiting:
+                times.append(seen.now + s.max_wait_s - work.oldest_wait_s)
         if seen.vision.waiting:
-            starving_at = seen.now + s.max_wait_s - seen.vision.oldest_wait_s
-            times += [starving_at, self._ollama_since + s.min_residency_s, self._hold_off_until]
+            times += [self._ollama_since + s.min_residency_s, self._hold_off_until]
         future = [t for t in times if t > seen.now and math.isfinite(t)]
         return min(future, default=None)
 
@@ -230,24 +239,42 @@ class TurnPolicy:
             first_load = not self.loaded_once and not seen.ollama.holds_device
             warm = s.persistent and (first_load or not self._shares(seen))
             return warm, "model.persistent: kept warm" if warm else "no vision work any more"
-        if self.phase != Phase.RELEASED or not s.uses_device or not seen.ollama.holds_device:
+        if self.phase != Phase.RELEASED or not s.uses_device:
             return True, "vision work waiting"
         if starving:
             return True, f"vision work waited {vision.oldest_wait_s:.0f} s (max_wait_s)"
+        door = seen.ollama_work
+        if self._starving(door):
+            return False, "hailo-ollama work waited max_wait_s: its turn first"
+        if not seen.ollama.holds_device and not door.waiting:
+            return True, "vision work waiting"
         if s.policy == Policy.VISION_FIRST:
             return True, "vision work waiting (policy vision-first)"
+        if door.waiting and (s.policy == Policy.OLLAMA_FIRST or door.oldest_wait_s > vision.oldest_wait_s):
+            return False, "hailo-ollama work waited longer: its turn first"
+        if not seen.ollama.holds_device:
+            return True, "vision work waited longer"
         if s.policy == Policy.SHARE and now - self._ollama_since >= s.min_residency_s:
             return True, "vision work waiting; hailo-ollama has had its turn"
         return False, "vision work waits for hailo-ollama's turn"
 
+    def _starving(self, work: Demand) -> bool:
+        return work.waiting > 0 and work.oldest_wait_s >= self.settings.max_wait_s
+
     def _should_release(self, seen: Observation) -> tuple[bool, str]:
         s, vision, now = self.settings, seen.vision, seen.now
-        if s.policy == Policy.EXCLUSIVE or self._admin_load or vision.active:
+        if s.policy == Policy.EXCLUSIVE or self._admin_load or vision.in_flight:
+            return False, ""
+        if self._starving(seen.ollama_work) and not self._starving(vision):
+            return True, "hailo-ollama work waited max_wait_s"
+        if vision.waiting:
             return False, ""
         if now < self._hold_off_until:
             return True, "asked to release (admin)"
         if now - self.phase_since < s.min_residency_s:
             return False, ""
+        if seen.ollama_work.waiting:
+            return True, "hailo-ollama work waiting, vision work done"
         idle = now - max(vision.last_use, self.phase_since)
         if not self._shares(seen) and s.persistent:
             return False, ""

@@ -61,8 +61,8 @@ class ScriptedBackend:
     def prepare(self) -> None:
         self.calls.append("prepare")
 
-    def load(self) -> None:
-        self.calls.append("load")
+    def load(self, vlm: bool = True) -> None:
+        self.calls.append("load" if vlm else "load:clip")
         if self.busy_loads:
             self.busy_loads -= 1
             raise DeviceBusyError("held by pid 812 (hailo-ollama)")

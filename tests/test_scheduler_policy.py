@@ -279,3 +279,46 @@ def test_the_owner_says_who_since_when_and_why() -> None:
     world.wait(5)
     world.decide()
     assert world.policy.owner == NpuOwner.NOBODY and world.policy.owner_since == 10
+
+
+def test_hailo_ollama_work_at_the_door_gets_the_device_once_vision_is_done_and_resided() -> None:
+    world = World(dataclasses.replace(SETTINGS, persistent=False), ollama=IDLE)
+    world.request()
+    world.load()
+    world.vision = Demand(in_flight=1, last_use=world.now)
+    world.wait(40)
+    seen = dataclasses.replace(world.seen(), ollama_work=Demand(waiting=1, oldest_wait_s=10))
+    assert world.policy.decide(seen) == []  # vision work still running
+    world.vision = Demand(last_use=world.now)
+    (release,) = world.policy.decide(dataclasses.replace(world.seen(), ollama_work=Demand(1, 10)))
+    assert release.reason == "hailo-ollama work waiting, vision work done"
+    world.worker = WorkerState.RELEASED
+    world.decide()
+    assert world.policy.may_forward()
+
+
+def test_starving_hailo_ollama_work_takes_the_next_turn_even_with_vision_work_queued() -> None:
+    world = World(dataclasses.replace(SETTINGS, persistent=False), ollama=IDLE)
+    world.request()
+    world.load()
+    world.vision = Demand(waiting=3, oldest_wait_s=5, in_flight=1, last_use=world.now)
+    starving = Demand(waiting=1, oldest_wait_s=60)
+    assert world.policy.decide(dataclasses.replace(world.seen(), ollama_work=starving)) == []
+    world.vision = Demand(waiting=3, oldest_wait_s=5, last_use=world.now)  # the running one ended
+    (release,) = world.policy.decide(dataclasses.replace(world.seen(), ollama_work=starving))
+    assert "max_wait_s" in release.reason
+    assert not world.policy.may_dispatch(WorkerState.READY)  # queued vision work waits its next turn
+
+
+@pytest.mark.parametrize(
+    ("policy", "vision_takes"),
+    [(Policy.SHARE, False), (Policy.VISION_FIRST, True), (Policy.OLLAMA_FIRST, False)],
+)
+def test_who_goes_first_when_both_sides_wait_for_a_free_device(policy: Policy, vision_takes: bool) -> None:
+    world = World(dataclasses.replace(SETTINGS, policy=policy, persistent=False), ollama=IDLE)
+    world.decide()
+    world.request(waited_s=2)
+    seen = dataclasses.replace(world.seen(), ollama_work=Demand(waiting=1, oldest_wait_s=5))
+    actions = world.policy.decide(seen)
+    assert bool(actions) == vision_takes
+    assert world.policy.may_forward() == (not vision_takes)

@@ -47,10 +47,10 @@ class OnnxBackend:
             clip = self.config.clip
             self.clip = ClipRunner(Path(clip.path), model_id=clip.name, threads=self.threads)
 
-    def load(self) -> None:
+    def load(self, vlm: bool = True) -> None:
         if not self.prepared:
             self.prepare()
-        if self.vlm is not None:
+        if self.vlm is not None or not vlm:
             return
         model = self.config.model
         self.vlm = Qwen2VLRunner(

@@ -113,9 +113,9 @@ class HailoBackend:
             capabilities=CLIP_CAPABILITIES,
         )
 
-    def load(self) -> None:
+    def load(self, vlm: bool = True) -> None:
         """Take the device, then load what is not on it yet: the VLM (the load most likely to find the
-        device busy), then the CLIP encoder."""
+        device busy; skipped when `vlm` is False), then the CLIP encoder."""
         if self.hailo is None:
             self.prepare()
         hailo, features = self.hailo, self.features
@@ -124,7 +124,7 @@ class HailoBackend:
         if self.vdevice is None:
             self.vdevice = open_vdevice(hailo, settings.group_id, self.failures)
         try:
-            if self.vlm is None:
+            if vlm and self.vlm is None:
                 self.vlm = HailoVLM(
                     hailo,
                     self.vdevice,
