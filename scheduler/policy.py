@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from npu_worker.backend import ReleaseScope
 from npu_worker.protocol import NpuOwner, WorkerState
 
+# A command the worker shows no sign of after this long is sent again (the worker does what it was
+# told last, so a repeat is harmless; a lost message must not leave the turn stuck).
+RESEND_S = 10.0
 # Worker states in which there is nothing to take turns with: no process, or one that cannot load.
 _GONE = (None, WorkerState.STARTING, WorkerState.FAILED)
 
@@ -71,6 +74,10 @@ class Settings:
     idle_release_s: float = 120.0
     min_residency_s: float = 30.0
     max_wait_s: float = 60.0
+    # Every hailo-ollama client comes through hailo-vision's door, so its demand is seen: a persistent
+    # VLM is then given back only when hailo-ollama work waits (not on mere idleness), and taken back
+    # once hailo-ollama has been idle for idle_release_s.
+    ollama_demand_visible: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,18 @@ class TurnPolicy:
             if retry_unload and self.settings.uses_device:
                 self._enter(Phase.UNLOADING_OLLAMA, now, f"hailo-ollama holds the NPU ({model})")
                 return [Action(ActionKind.UNLOAD_OLLAMA, self.reason, model=model)]
+        stale = now - self.phase_since >= RESEND_S
+        if self.phase == Phase.LOADING and seen.worker == WorkerState.RELEASED and stale:
+            self.phase_since = now
+            return [Action(ActionKind.LOAD, self.reason)]
+        if (
+            self.phase == Phase.RELEASING
+            and seen.worker == WorkerState.READY
+            and stale
+            and not seen.vision.in_flight
+        ):
+            self.phase_since = now
+            return [Action(ActionKind.RELEASE, self.reason, scope=self._scope())]
         if self.phase == Phase.HOLDING:
             release, why = self._should_release(seen)
             if release:
@@ -204,7 +223,7 @@ class TurnPolicy:
         s = self.settings
         if self.phase != Phase.HOLDING or s.policy == Policy.EXCLUSIVE or seen.vision.active:
             return None
-        if s.persistent and not self._shares(seen):
+        if s.persistent and (not self._shares(seen) or s.ollama_demand_visible):
             return None
         return self._idle_release_at(seen)
 
@@ -212,6 +231,8 @@ class TurnPolicy:
         """The earliest time at which the decision could change with nothing else happening."""
         s = self.settings
         times = []
+        if self.phase in (Phase.LOADING, Phase.RELEASING):
+            times.append(self.phase_since + RESEND_S)
         if self.phase == Phase.HOLDING:
             times += [self.phase_since + s.min_residency_s, self._idle_release_at(seen)]
         for work in (seen.vision, seen.ollama_work):
@@ -219,6 +240,8 @@ class TurnPolicy:
                 times.append(seen.now + s.max_wait_s - work.oldest_wait_s)
         if seen.vision.waiting:
             times += [self._ollama_since + s.min_residency_s, self._hold_off_until]
+        if self.phase == Phase.RELEASED and s.persistent and s.ollama_demand_visible:
+            times.append(max(seen.ollama_work.last_use, self._ollama_since) + s.idle_release_s)
         future = [t for t in times if t > seen.now and math.isfinite(t)]
         return min(future, default=None)
 
@@ -237,7 +260,7 @@ class TurnPolicy:
             if self.phase == Phase.HOLDING:
                 return True, self.reason
             first_load = not self.loaded_once and not seen.ollama.holds_device
-            warm = s.persistent and (first_load or not self._shares(seen))
+            warm = s.persistent and (first_load or not self._shares(seen) or self._ollama_done(seen))
             return warm, "model.persistent: kept warm" if warm else "no vision work any more"
         if self.phase != Phase.RELEASED or not s.uses_device:
             return True, "vision work waiting"
@@ -258,6 +281,13 @@ class TurnPolicy:
             return True, "vision work waiting; hailo-ollama has had its turn"
         return False, "vision work waits for hailo-ollama's turn"
 
+    def _ollama_done(self, seen: Observation) -> bool:
+        """hailo-ollama has had no work for idle_release_s (only known when its demand is visible)."""
+        s, door = self.settings, seen.ollama_work
+        if not s.ollama_demand_visible or door.active or seen.ollama.busy or s.policy == Policy.OLLAMA_FIRST:
+            return False
+        return seen.now - max(door.last_use, self._ollama_since) >= s.idle_release_s
+
     def _starving(self, work: Demand) -> bool:
         return work.waiting > 0 and work.oldest_wait_s >= self.settings.max_wait_s
 
@@ -276,7 +306,7 @@ class TurnPolicy:
         if seen.ollama_work.waiting:
             return True, "hailo-ollama work waiting, vision work done"
         idle = now - max(vision.last_use, self.phase_since)
-        if not self._shares(seen) and s.persistent:
+        if s.persistent and (not self._shares(seen) or s.ollama_demand_visible):
             return False, ""
         if idle >= self._idle_release_s():
             return True, f"no vision work for {idle:.0f} s"

@@ -322,3 +322,23 @@ def test_who_goes_first_when_both_sides_wait_for_a_free_device(policy: Policy, v
     actions = world.policy.decide(seen)
     assert bool(actions) == vision_takes
     assert world.policy.may_forward() == (not vision_takes)
+
+
+def test_with_hailo_ollama_demand_visible_a_persistent_vlm_stays_until_it_is_wanted_and_comes_back() -> None:
+    world = World(dataclasses.replace(SETTINGS, ollama_demand_visible=True))
+    world.load()
+    world.wait(10_000)
+    assert world.decide() == []  # idle, but nobody else wants the device: no release
+    assert world.policy.release_at(world.seen()) is None
+    door = Demand(waiting=1, oldest_wait_s=1)
+    (release,) = world.policy.decide(dataclasses.replace(world.seen(), ollama_work=door))
+    assert release.kind == ActionKind.RELEASE
+    world.worker, world.ollama = WorkerState.RELEASED, HOLDING
+    answered = world.now + 20
+    world.wait(20)
+    seen = dataclasses.replace(world.seen(), ollama_work=Demand(last_use=answered))
+    assert world.policy.decide(seen) == []  # hailo-ollama just answered: its turn goes on
+    assert world.policy.next_due(seen) == answered + 120
+    world.wait(120)
+    seen = dataclasses.replace(world.seen(), ollama_work=Demand(last_use=answered))
+    assert [a.kind for a in world.policy.decide(seen)] == [ActionKind.UNLOAD_OLLAMA]  # kept warm again
