@@ -10,10 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hailo_double import DEMO_VLM_DIR
+from hailo_double_tools import make_llm_hef
 from service import free_port, wait_until
 
 FAKE = Path(__file__).resolve().parent / "fake_ollama.py"
 MODEL = "qwen2.5:1.5b"
+
+
+def endless_llm_hef(directory: Path) -> Path:
+    """An LLM HEF whose stop token never comes: an answer runs to num_predict."""
+    path = make_llm_hef(directory, DEMO_VLM_DIR)
+    document = json.loads(path.read_text())
+    document["hailo_config"]["stop_token_id"] = [-1]
+    path.write_text(json.dumps(document))
+    return path
 
 
 class RunningOllama:

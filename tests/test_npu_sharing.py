@@ -8,7 +8,6 @@ from sleeps.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,18 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import make_clip_hef, make_llm_hef, make_vlm_hef
-from ollama_testkit import MODEL, RunningOllama
+from hailo_double_tools import make_clip_hef, make_vlm_hef
+from ollama_testkit import MODEL, RunningOllama, endless_llm_hef
 from service import Service, image_data_url, wait_until
-
-
-def endless_llm_hef(directory: Path) -> Path:
-    """An LLM HEF whose stop token never comes: an answer runs to num_predict."""
-    path = make_llm_hef(directory, DEMO_VLM_DIR)
-    document = json.loads(path.read_text())
-    document["hailo_config"]["stop_token_id"] = [-1]
-    path.write_text(json.dumps(document))
-    return path
 
 
 class Pair:
