@@ -28,8 +28,10 @@ ENV_FILE = "HAILO_VISION_CONFIG"
 ENV_PREFIX = "HAILO_VISION_"
 # $HAILO_VISION_BACKEND_FACTORY=module:callable builds the backend instead (benchmarks and tests only).
 FACTORY_ENV = "HAILO_VISION_BACKEND_FACTORY"
+# $HAILO_VISION_DEVICE_DIR: where the Hailo device nodes are (default /dev; tests: the double's).
+DEVICE_DIR_ENV = "HAILO_VISION_DEVICE_DIR"
 # Variables with the prefix that name no key on purpose.
-NON_KEY_VARIABLES = frozenset({ENV_FILE, FACTORY_ENV, "HAILO_VISION_BENCH_HAILORT"})
+NON_KEY_VARIABLES = frozenset({ENV_FILE, FACTORY_ENV, DEVICE_DIR_ENV, "HAILO_VISION_BENCH_HAILORT"})
 
 
 class ConfigError(ValueError):

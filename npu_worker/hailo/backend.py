@@ -33,8 +33,10 @@ from npu_worker.cpu.clip_runner import CAPABILITIES as CLIP_CAPABILITIES
 from npu_worker.cpu.clip_runner import ClipRunner
 from npu_worker.hailo.chip import ChipThermometer
 from npu_worker.hailo.clip import HailoClipImageEncoder
-from npu_worker.hailo.device import HailoModules, import_hailo, open_vdevice
+from npu_worker.hailo.device import open_vdevice, release_quietly
 from npu_worker.hailo.features import HailoFeatures, detect_features
+from npu_worker.hailo.load_failures import LoadFailures
+from npu_worker.hailo.runtime import HailoModules, import_hailo
 from npu_worker.hailo.vlm import BACKEND_NAME, HailoVLM
 from npu_worker.logs import log_event
 from npu_worker.warmup import warm_up
@@ -66,6 +68,7 @@ class HailoBackend:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.failures = LoadFailures()  # kept across load attempts: it times uncertain "busy" readings
         self.hailo: HailoModules | None = None
         self.features: HailoFeatures | None = None
         self.vlm_hef = self.clip_hef = Path()
@@ -122,11 +125,18 @@ class HailoBackend:
         assert hailo is not None and features is not None
         model, settings = self.config.model, self.config.hailo
         if self.vdevice is None:
-            self.vdevice = open_vdevice(hailo, settings.group_id)
+            self.vdevice = open_vdevice(hailo, settings.group_id, self.failures)
         try:
             if vlm and self.vlm is None:
                 self.vlm = HailoVLM(
-                    hailo, self.vdevice, self.vlm_hef, model.name, features, settings, model.context_length
+                    hailo,
+                    self.vdevice,
+                    self.vlm_hef,
+                    model.name,
+                    features,
+                    settings,
+                    self.failures,
+                    model.context_length,
                 )
                 self.vlm_info = self.vlm.info
                 if model.warmup:
@@ -136,6 +146,7 @@ class HailoBackend:
         except BaseException:
             self.release(ReleaseScope.DEVICE)
             raise
+        self.failures.loaded()
 
     def _load_clip(self, hailo: HailoModules, text: ClipRunner) -> None:
         self.clip_images = HailoClipImageEncoder(
@@ -147,6 +158,7 @@ class HailoBackend:
             self.config.resources.max_batch_size,
             float_output=self.config.hailo.clip_output == "float32",
             timeout_s=self.config.hailo.read_timeout_s,
+            failures=self.failures,
         )
 
     def release(self, scope: ReleaseScope) -> None:
@@ -159,8 +171,8 @@ class HailoBackend:
             if self.clip_images is not None:
                 self.clip_images.release()
                 self.clip_images = None
-            if self.vdevice is not None:
-                self.vdevice.release()
+            if self.vdevice is not None and self.hailo is not None:
+                release_quietly(self.hailo, "VDevice", self.vdevice.release)
                 self.vdevice = None
 
     def unload(self) -> None:
