@@ -125,6 +125,7 @@ class Scheduler:
         self.worker: WorkerState | None = None
         self.clip_placement = Placement.NONE
         self.guard = Guard(config, self._wake_up)
+        self._worker_detail = ""
         self._limits_sent: Limits | None = None
         self._ollama_view = OllamaView()
         self._ollama_seen_at = -math.inf
@@ -168,6 +169,7 @@ class Scheduler:
             if self.policy.settings.uses_device != uses_device:
                 self.policy.settings = dataclasses.replace(self.policy.settings, uses_device=uses_device)
             self.worker, self.clip_placement = beat.state, beat.clip_placement
+            self._worker_detail = beat.detail  # names the device's holders while it is busy
         # Every heartbeat is looked at: a state can come and go between two of them (a load found the
         # device busy and was released again), and the policy follows what it sees now.
         self._wake.set()
@@ -371,7 +373,7 @@ class Scheduler:
             reason=policy.reason,
             owner=policy.owner,
             owner_since_s=now - policy.owner_since,
-            owner_reason=policy.owner_reason,
+            owner_reason=self._worker_detail if policy.owner == NpuOwner.UNKNOWN else policy.owner_reason,
             waiting=len(self._waiting),
             in_flight=self._in_flight,
             figures=policy.figures,
