@@ -157,6 +157,20 @@ class ClipWork:
             return
         job.prompts = Prompts(embeddings, tokens, self.cache.hits - hits_before)
 
+    def serve(self, batch: list[EmbedJob]) -> Iterator[tuple[EmbedJob, Embeddings | BackendError]]:
+        """Each job still wanted with its answer, as soon as it is ready; a crash fails the rest of the
+        batch, never the compute thread."""
+        unanswered = {job.rid: job for job in batch if not job.cancelled.is_set()}
+        try:
+            for outcome in self.run(list(unanswered.values())):
+                job, answer = (outcome.job, outcome.answer) if isinstance(outcome, EmbedResult) else outcome
+                del unanswered[job.rid]
+                yield job, answer
+        except Exception as exc:
+            log.exception("clip_batch_crashed")
+            for job in unanswered.values():
+                yield job, BackendError(f"the backend failed: {exc!r}")
+
     def run(self, jobs: list[EmbedJob]) -> Iterator[EmbedResult | tuple[EmbedJob, BackendError]]:
         """Every job's embeddings (or its error), each yielded as soon as it is ready.
 

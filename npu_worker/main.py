@@ -72,14 +72,7 @@ class WorkerProcess:
         self.results_endpoint = protocol.results_endpoint(runtime_dir)
         self._emit_local = threading.local()
         self.results_dropped = 0
-        self.engine = Engine(
-            create_backend(config),
-            self._emit,
-            self._fatal,
-            config.clip,
-            config.scheduler,
-            config.resources.max_batch_size,
-        )
+        self.engine = Engine(create_backend(config), self._emit, self._fatal, config)
         self.stopping = threading.Event()
         self.fatal_message: str | None = None
         self.api_seen = time.monotonic()
@@ -166,6 +159,15 @@ class WorkerProcess:
             clip_images_encoded=engine.clip.images_encoded,
         )
 
+    def _check_compute_alive(self) -> None:
+        """Heartbeats come from this thread; the compute thread answers for itself through its step's
+        age. Stuck past its bound (a device call that never returns), the worker exits and is
+        restarted: its requests end at once with 503 instead of waiting forever."""
+        stuck = self.engine.watch.stalled()
+        if stuck is not None and self.fatal_message is None:
+            log_event(log, "compute_stalled", logging.ERROR, detail=stuck)
+            self._fatal(f"the compute thread is stuck: {stuck}")
+
     def _check_api_alive(self) -> None:
         """The API pings while it lives; when it goes silent, its requests are orphans: drop them."""
         if time.monotonic() - self.api_seen > self.config.worker.heartbeat_timeout_s:
@@ -221,6 +223,7 @@ class WorkerProcess:
         while not self.stopping.is_set():
             now = time.monotonic()
             if now >= next_beat:
+                self._check_compute_alive()
                 self._heartbeat()
                 self._check_api_alive()
                 if os.getppid() != self.parent_pid:
