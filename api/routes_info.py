@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from api.errors import APIError
 from api.openai_format import model_object
 from api.services import Services, services_of
-from api.status import npu_section, scheduler_section, service_state
+from api.status import memory_section, npu_section, scheduler_section, service_state, thermal_section
 from npu_worker.backend import ModelInfo, ModelKind
 from npu_worker.protocol import WorkerState
 
@@ -79,6 +79,8 @@ def _health_body(services: Services) -> dict[str, Any]:
         "worker_restarts": services.worker.restarts,
         "npu": npu_section(snapshot),
         "scheduler": scheduler_section(services, snapshot),
+        "thermal": thermal_section(snapshot),
+        "memory": memory_section(services, snapshot),
     }
 
 
@@ -90,10 +92,12 @@ async def ready(request: Request) -> Response:
     """200 while the service can serve, the models on the device or taking their turn."""
     services = services_of(request)
     body = _health_body(services)
-    body["ready"] = services.worker.ready
+    ladder = services.scheduler.ladder()
+    body["ready"] = services.worker.ready and ladder.allowance.inference
     if body["ready"]:
         return JSONResponse(body)
-    body["reason"] = services.worker.view.detail
+    paused = services.worker.ready  # ready but for the ladder: inference paused
+    body["reason"] = "; ".join(ladder.reasons) if paused else services.worker.view.detail
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
