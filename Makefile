@@ -6,7 +6,7 @@ DEMO_VENV := .venv-demo
 DEMO_PY := $(DEMO_VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench demo-models demo-eval clean deb deb-deps deb-check
+.PHONY: setup run test lint bench openapi demo-models demo-eval clean deb deb-deps deb-check
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy supervisor api npu_worker scheduler
+
+# The OpenAPI document is built from the request declarations; a test checks the committed copy.
+openapi: setup
+	$(PY) -m api.openapi > docs/openapi.json
 
 bench: setup
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done

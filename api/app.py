@@ -15,12 +15,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.endpoints import ENDPOINTS
 from api.errors import APIError
+from api.generation import ClientGone
 from api.keys import load_api_keys, valid_key
-from api.routes_admin import admin_status, npu_load, npu_release
-from api.routes_chat import chat_completions
-from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
-from api.routes_info import get_model, health, list_models, metrics, ready
+from api.openapi import openapi_json
 from api.services import Services, services_of
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
@@ -28,35 +27,41 @@ from npu_worker.logs import log_event
 from scheduler.driver import Scheduler
 
 log = logging.getLogger("api")
-OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz"})
+# Probes and documents: open even when API keys are configured ("/" is Ollama's liveness probe).
+OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz", "/", "/openapi.json"})
 ADMIN_PREFIX = "/admin/"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-def error_response(error: APIError, request_id: str | None = None) -> JSONResponse:
+def error_response(error: APIError, path: str, request_id: str | None = None) -> JSONResponse:
     headers = error.headers()
     if request_id:
         headers["X-Request-ID"] = request_id
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    return JSONResponse(error.body_for(path), status_code=error.status, headers=headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
     services_of(request).recent.failed(exc.code, exc.message)
-    return error_response(exc, request.scope.get("request_id"))
+    return error_response(exc, request.url.path, request.scope.get("request_id"))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    return error_response(APIError(exc.status_code, message, code), request.scope.get("request_id"))
+    error = APIError(exc.status_code, message, code)
+    return error_response(error, request.url.path, request.scope.get("request_id"))
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=499)  # nobody is listening any more
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", extra={"fields": {"rid": request.scope.get("request_id")}})
     error = APIError(500, "internal error; see the service log", "internal_error")
-    return error_response(error, request.scope.get("request_id"))
+    return error_response(error, request.url.path, request.scope.get("request_id"))
 
 
 class AccessMiddleware:
@@ -85,7 +90,7 @@ class AccessMiddleware:
 
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            await error_response(refusal, request_id)(scope, receive, send_with_id)
+            await error_response(refusal, path, request_id)(scope, receive, send_with_id)
             self._record(scope, path, refusal.status, started, request_id)
             return
         await self.app(scope, receive, send_with_id)
@@ -139,23 +144,8 @@ def _route_label(scope: Scope, path: str) -> str:
 def create_app(config: Config, worker: WorkerClient, scheduler: Scheduler) -> Starlette:
     keys = load_api_keys(config.api.api_keys, config.api.api_key_file)
     services = Services(config, worker, scheduler, api_keys=keys)
-    routes = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/classify", classify, methods=["POST"]),
-        Route("/v1/embeddings", embeddings, methods=["POST"]),
-        Route("/v1/embeddings/image", image_embeddings, methods=["POST"]),
-        Route("/v1/embeddings/text", text_embeddings, methods=["POST"]),
-        Route("/v1/match", match, methods=["POST"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/health/ready", ready, methods=["GET"]),
-        Route("/readyz", ready, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/admin/status", admin_status, methods=["GET"]),
-        Route("/admin/npu/release", npu_release, methods=["POST"]),
-        Route("/admin/npu/load", npu_load, methods=["POST"]),
-    ]
+    routes = [e.route() for e in ENDPOINTS]
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
     middleware = [Middleware(AccessMiddleware, services=services)]
     if config.api.cors_enabled:
         origins = list(config.api.cors_origins) or ["*"]
@@ -163,14 +153,19 @@ def create_app(config: Config, worker: WorkerClient, scheduler: Scheduler) -> St
             Middleware(
                 CORSMiddleware,
                 allow_origins=origins,
-                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             )
         )
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _crash},
+        exception_handlers={
+            APIError: _api_error,
+            HTTPException: _http_error,
+            ClientGone: _client_gone,
+            Exception: _crash,
+        },
     )
     app.state.services = services
     return app

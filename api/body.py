@@ -1,17 +1,16 @@
-"""Read a request body as JSON within the configured size limit."""
+"""Read a request body within the configured size limit and validate it against its declaration."""
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 from starlette.requests import Request
 
 from api.errors import APIError
+from api.schema import B, parse_body
+from npu_worker.config import Config
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
-    """The request body as JSON, refusing bodies over `max_bytes` (413) and invalid JSON (400)."""
+async def read_bytes(request: Request, max_bytes: int) -> bytes:
+    """The request body, refusing bodies over `max_bytes` (413) before reading them whole."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise APIError(
@@ -26,7 +25,9 @@ async def read_json(request: Request, max_bytes: int) -> Any:
                 413, f"the request body is larger than the limit of {max_bytes} bytes", "body_too_large"
             )
         chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise APIError(400, f"the request body is not valid JSON: {exc}", "invalid_json", "body") from None
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, model: type[B], config: Config) -> B:
+    """The body as `model` (JSON, validated with `config`'s limits), or APIError 400/413."""
+    return parse_body(model, await read_bytes(request, config.api.max_body_bytes), config)

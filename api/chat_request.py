@@ -1,183 +1,197 @@
-"""Validate an OpenAI chat-completions body into a typed request, without any I/O.
+"""The body of OpenAI's POST /v1/chat/completions, declared once: validation and the published schema.
 
-Pure policy: every field of the wrong type or range becomes a 400 naming the field in `param`;
-unknown fields are ignored, as OpenAI's own server does. Images stay references (data URL, base64 or
-URL strings) here: fetching and decoding them is the image intake's job.
+Unknown fields are ignored, as OpenAI's own server does. `tools` are accepted (the model answers in
+text and calls none), so a `tool_choice` that requires a call is refused. `response_format` is parsed
+and its JSON Schema validated; making the output follow it is the structured-output work (#15).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import functools
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, Tag, ValidationInfo, model_validator
+
+from api.conversation import Conversation, Part, Turn, check_turns
 from api.errors import APIError
+from api.image_input import ImageURLField, url_ref
+from api.schema import Body, JsonSchema, by_field, json_kind, limits, tag_by
 from npu_worker.backend import Role, SamplingParams
 from npu_worker.config import InferenceConfig
 
 ROLES: dict[str, Role] = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 MAX_STOP_SEQUENCES = 4
 
-
-@dataclass(frozen=True)
-class ImageRef:
-    """An image named by the request: `ref` is a data URL, bare base64 or an http(s) URL."""
-
-    ref: str
-    param: str  # where it was in the request, e.g. messages[0].content[1].image_url
+Temperature = Annotated[float, Field(ge=0, le=2, description="0..2; 0 = greedy")]
+TopP = Annotated[float, Field(ge=0, le=1, description="Nucleus sampling mass")]
+Penalty = Annotated[float, Field(ge=-2, le=2, description="OpenAI semantics: additive on generated tokens")]
+MaxTokens = Annotated[int, Field(ge=1, description="Capped by the room left in the context window")]
 
 
-@dataclass(frozen=True)
-class ChatTurn:
-    role: Role
-    parts: tuple[str | ImageRef, ...]
+class ChatTextPart(Body):
+    type: Literal["text"]
+    text: str
 
 
-@dataclass(frozen=True)
-class ChatRequest:
-    model: str | None
-    turns: tuple[ChatTurn, ...]
-    params: SamplingParams
-    stream: bool
-    include_usage: bool
-    user: str | None
+class ChatImagePart(Body):
+    type: Literal["image_url", "image"]
+    image_url: ImageURLField
+
+
+ContentPart = Annotated[
+    Annotated[ChatTextPart, Tag("~text")] | Annotated[ChatImagePart, Tag("~image")],
+    tag_by(
+        by_field("type", {"text": "~text", "image_url": "~image", "image": "~image"}),
+        "must be 'text', 'image_url' or 'image' (the content part type)",
+        field="type",
+    ),
+]
+Content = Annotated[
+    Annotated[str, Tag("~string")] | Annotated[list[ContentPart], Field(min_length=1), Tag("~array")],
+    tag_by(json_kind, "must be a string or a non-empty list of content parts"),
+]
+
+
+class ChatMessage(Body):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: Content
+    name: str | None = None
+
+
+StopString = Annotated[str, Field(min_length=1)]
+Stop = Annotated[
+    Annotated[StopString, Tag("~string")]
+    | Annotated[list[StopString], Field(max_length=MAX_STOP_SEQUENCES), Tag("~array")],
+    tag_by(
+        json_kind, f"must be a non-empty string or a list of up to {MAX_STOP_SEQUENCES} non-empty strings"
+    ),
+]
+
+
+class StreamOptions(Body):
+    include_usage: bool | None = None
+
+
+class FunctionDefinition(Body):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatTool(Body):
+    """Accepted so that clients which always send their tools work; the model calls none."""
+
+    type: str
+    function: FunctionDefinition | None = None
+
+
+class NamedToolChoice(Body):
+    type: str
+    function: dict[str, Any] | None = None
+
+
+ToolChoice = Annotated[
+    Annotated[Literal["none", "auto", "required"], Tag("~string")]
+    | Annotated[NamedToolChoice, Tag("~object")],
+    tag_by(json_kind, "must be 'none', 'auto', 'required' or an object naming a tool"),
+]
+
+
+class JsonSchemaFormat(Body):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    description: str | None = None
+    schema_: JsonSchema | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
+class PlainFormat(Body):
+    type: Literal["text", "json_object"]
+
+
+class JsonSchemaResponseFormat(Body):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaFormat
+
+
+FORMAT_TYPES = {"text": "~plain", "json_object": "~plain", "json_schema": "~json_schema"}
+ResponseFormat = Annotated[
+    Annotated[PlainFormat, Tag("~plain")] | Annotated[JsonSchemaResponseFormat, Tag("~json_schema")],
+    tag_by(by_field("type", FORMAT_TYPES), "must be 'text', 'json_object' or 'json_schema'", field="type"),
+]
+
+
+def refuse_required_tool_call(choice: object, param: str) -> None:
+    """A request that requires a tool call the model cannot make: a clear 400, never plain text."""
+    if choice is None or choice in ("none", "auto"):
+        return
+    raise APIError(
+        400,
+        "this model answers in text and cannot call tools; use tool_choice 'auto' or 'none'",
+        "invalid_request",
+        param,
+    )
+
+
+class ChatCompletionRequest(Body):
+    """OpenAI's chat completion request (the fields hailo-vision reads; others are ignored)."""
+
+    model: str | None = Field(None, description="A chat model of /v1/models; default: model.name")
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    temperature: Temperature | None = None
+    top_p: TopP | None = None
+    max_tokens: MaxTokens | None = None
+    max_completion_tokens: MaxTokens | None = Field(None, description="Wins over max_tokens")
+    min_tokens: Annotated[int, Field(ge=0, description="vLLM's extension")] | None = None
+    stop: Stop | None = None
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
+    frequency_penalty: Penalty | None = None
+    presence_penalty: Penalty | None = None
+    n: Literal[1] | None = Field(None, description="Only 1 is supported")
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    tools: list[ChatTool] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = Field(None, description="Validated; not yet enforced (#15)")
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> ChatCompletionRequest:
+        check_turns(self.turns, "messages", limits(info).api.max_images_per_request)
+        refuse_required_tool_call(self.tool_choice, "tool_choice")
+        return self
+
+    @functools.cached_property
+    def turns(self) -> tuple[Turn, ...]:
+        return tuple(
+            Turn(ROLES[m.role], _parts(m.content, f"messages[{i}].content"), f"messages[{i}].content")
+            for i, m in enumerate(self.messages)
+        )
 
     @property
-    def images(self) -> list[ImageRef]:
-        return [p for turn in self.turns for p in turn.parts if isinstance(p, ImageRef)]
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def to_conversation(self, defaults: InferenceConfig) -> Conversation:
+        stop: tuple[str, ...] = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        params = SamplingParams(
+            max_tokens=self.max_completion_tokens or self.max_tokens or defaults.max_tokens,
+            temperature=defaults.temperature if self.temperature is None else self.temperature,
+            top_p=defaults.top_p if self.top_p is None else self.top_p,
+            seed=self.seed,
+            frequency_penalty=self.frequency_penalty or 0.0,
+            presence_penalty=self.presence_penalty or 0.0,
+            stop=stop,
+            min_tokens=self.min_tokens or 0,
+        )
+        return Conversation(self.model, self.turns, params)
 
 
-def _bad(message: str, param: str) -> APIError:
-    return APIError(400, message, "invalid_request", param)
-
-
-def _number(body: dict[str, Any], key: str, low: float, high: float, default: float) -> float:
-    value = body.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _bad(f"'{key}' must be a number, got {type(value).__name__}", key)
-    if not low <= value <= high:
-        raise _bad(f"'{key}' must be between {low:g} and {high:g}, got {value}", key)
-    return float(value)
-
-
-def _integer(body: dict[str, Any], key: str, low: int, high: int | None = None) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(f"'{key}' must be an integer, got {type(value).__name__}", key)
-    if value < low or (high is not None and value > high):
-        bound = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise _bad(f"'{key}' must be {bound}, got {value}", key)
-    return value
-
-
-def _image_part(part: dict[str, Any], param: str) -> ImageRef:
-    image = part.get("image_url", part.get("image"))
-    where = f"{param}.image_url"
-    if isinstance(image, dict):
-        image = image.get("url")
-        where = f"{param}.image_url.url"
-    if not isinstance(image, str) or not image.strip():
-        raise _bad("an image part needs 'image_url' as a URL string or an object with a 'url' string", where)
-    return ImageRef(image.strip(), where)
-
-
-def _parts(content: Any, param: str) -> tuple[str | ImageRef, ...]:
+def _parts(content: str | list[ChatTextPart | ChatImagePart], param: str) -> tuple[Part, ...]:
     if isinstance(content, str):
         return (content,)
-    if not isinstance(content, list) or not content:
-        raise _bad("'content' must be a string or a non-empty list of content parts", param)
-    parts: list[str | ImageRef] = []
-    for index, part in enumerate(content):
-        where = f"{param}[{index}]"
-        if not isinstance(part, dict):
-            raise _bad("each content part must be an object with a 'type'", where)
-        kind = part.get("type")
-        if kind == "text":
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise _bad("a text part needs 'text' as a string", f"{where}.text")
-            parts.append(text)
-        elif kind in ("image_url", "image"):
-            parts.append(_image_part(part, where))
-        else:
-            raise _bad(
-                f"unsupported content part type {kind!r}; use 'text', 'image_url' or 'image'", f"{where}.type"
-            )
-    return tuple(parts)
-
-
-def _turns(messages: Any) -> tuple[ChatTurn, ...]:
-    if not isinstance(messages, list) or not messages:
-        raise _bad("'messages' must be a non-empty list", "messages")
-    turns: list[ChatTurn] = []
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise _bad("each message must be an object with 'role' and 'content'", where)
-        role = message.get("role")
-        if role not in ROLES:
-            raise _bad(f"unsupported role {role!r}; use system, user or assistant", f"{where}.role")
-        parts = _parts(message.get("content"), f"{where}.content")
-        if ROLES[role] != "user" and any(isinstance(p, ImageRef) for p in parts):
-            raise _bad("images are accepted in user messages only", f"{where}.content")
-        turns.append(ChatTurn(ROLES[role], parts))
-    if not any(t.role == "user" for t in turns):
-        raise _bad("'messages' needs at least one user message", "messages")
-    return tuple(turns)
-
-
-def _stop(body: dict[str, Any]) -> tuple[str, ...]:
-    stop = body.get("stop")
-    if stop is None:
-        return ()
-    if isinstance(stop, str):
-        stop = [stop]
-    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
-        raise _bad("'stop' must be a non-empty string or a list of non-empty strings", "stop")
-    if len(stop) > MAX_STOP_SEQUENCES:
-        raise _bad(f"'stop' takes at most {MAX_STOP_SEQUENCES} sequences, got {len(stop)}", "stop")
-    return tuple(stop)
-
-
-def parse_chat_request(body: Any, defaults: InferenceConfig, max_images: int) -> ChatRequest:
-    """The typed request, or APIError(400) naming the first bad field."""
-    if not isinstance(body, dict):
-        raise _bad("the request body must be a JSON object", "body")
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise _bad("'model' must be a string", "model")
-    turns = _turns(body.get("messages"))
-    n = _integer(body, "n", 1)
-    if n is not None and n != 1:
-        raise _bad("only n=1 is supported (one choice per request)", "n")
-    max_tokens = _integer(body, "max_completion_tokens", 1) or _integer(body, "max_tokens", 1)
-    seed = _integer(body, "seed", -(2**63), 2**63 - 1)
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise _bad("'stream' must be a boolean", "stream")
-    options = body.get("stream_options") or {}
-    if not isinstance(options, dict):
-        raise _bad("'stream_options' must be an object", "stream_options")
-    include_usage = options.get("include_usage", False)
-    if not isinstance(include_usage, bool):
-        raise _bad("'stream_options.include_usage' must be a boolean", "stream_options.include_usage")
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise _bad("'user' must be a string", "user")
-    params = SamplingParams(
-        max_tokens=max_tokens or defaults.max_tokens,
-        temperature=_number(body, "temperature", 0.0, 2.0, defaults.temperature),
-        top_p=_number(body, "top_p", 0.0, 1.0, defaults.top_p),
-        seed=seed,
-        frequency_penalty=_number(body, "frequency_penalty", -2.0, 2.0, 0.0),
-        presence_penalty=_number(body, "presence_penalty", -2.0, 2.0, 0.0),
-        stop=_stop(body),
-        min_tokens=_integer(body, "min_tokens", 0) or 0,
+    return tuple(
+        part.text if isinstance(part, ChatTextPart) else url_ref(part.image_url, f"{param}[{j}].image_url")
+        for j, part in enumerate(content)
     )
-    request = ChatRequest(model, turns, params, stream, include_usage, user)
-    if len(request.images) > max_images:
-        raise _bad(f"at most {max_images} images per request, got {len(request.images)}", "messages")
-    return request

@@ -1,41 +1,130 @@
-"""Validate the bodies of the CLIP endpoints (/v1/classify, /v1/embeddings*, /v1/match), without any I/O.
+"""The bodies of the CLIP endpoints (/v1/classify, /v1/embeddings*, /v1/match), declared once.
 
-Pure policy, in the style of chat_request: every field of the wrong type or range, and every list
-beyond its `clip.*` limit, becomes a 400 naming the field in `param`; unknown fields are ignored.
-Images stay references here; decoding them is the image intake's job.
+Types and ranges are declared on the fields; the `clip.*` limits, which come from the configuration,
+are checked after them and name their config key. Every body exposes the typed values its route needs
+(image references with the field they came from, regions in whole pixels).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from api.chat_request import ImageRef
+from pydantic import Field, Tag, ValidationInfo, model_validator
+
+from api.conversation import ImageRef
 from api.errors import APIError
+from api.image_input import ImageInput, ImagePartObject, ImageURL, image_input_tag, image_ref
+from api.schema import Body, NonBlank, json_kind, limits, tag_by
 from npu_worker.config import ClipConfig
 
 Region = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 EncodingFormat = Literal["float", "base64"]
+Image = str | ImageURL | ImagePartObject
+Images = Annotated[list[ImageInput], Field(min_length=1, description="At most clip.max_images")]
+Texts = Annotated[list[NonBlank], Field(min_length=1, description="At most clip.max_prompts")]
+Box = Annotated[list[float], Field(min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels")]
 
 
-@dataclass(frozen=True)
-class ClassifyRequest:
-    model: str | None
-    images: tuple[ImageRef, ...]
-    single: bool  # sent as "image": answered in the single-image shape
-    prompts: tuple[str, ...]
-    threshold: float
-    top_k: int | None
-    ensemble: bool
-    multi_label: bool
-    negative_prompts: tuple[str, ...]  # used only with multi_label
-    regions: tuple[Region, ...]  # () = the whole image
+def _bad(message: str, param: str) -> APIError:
+    return APIError(400, message, "invalid_request", param)
+
+
+def _limit(values: Sequence[Any], key: str, limit: int, limit_name: str) -> None:
+    if len(values) > limit:
+        raise _bad(f"'{key}' holds {len(values)} items; the limit is {limit} ({limit_name})", key)
+
+
+def _texts(texts: Sequence[str], key: str, clip: ClipConfig, distinct: bool = False) -> None:
+    """The clip.max_prompts and clip.max_prompt_chars limits (and no repeats, when `distinct`)."""
+    _limit(texts, key, clip.max_prompts, "clip.max_prompts")
+    for index, text in enumerate(texts):
+        if len(text) > clip.max_prompt_chars:
+            raise _bad(
+                f"a text may have at most {clip.max_prompt_chars} characters (clip.max_prompt_chars), "
+                f"this one has {len(text)}",
+                f"{key}[{index}]",
+            )
+    if distinct and len(set(texts)) != len(texts):
+        first = next(i for i, t in enumerate(texts) if texts.index(t) != i)
+        raise _bad(f"'{key}' must not repeat a text; {texts[first]!r} appears twice", f"{key}[{first}]")
+
+
+def _refs(images: Sequence[Image], key: str) -> tuple[ImageRef, ...]:
+    return tuple(image_ref(v, f"{key}[{i}]") for i, v in enumerate(images))
+
+
+def check_regions(regions: tuple[Region, ...], width: int, height: int) -> None:
+    """Every region lies inside the decoded (EXIF-oriented) image of `width` x `height` pixels."""
+    for index, (x0, y0, x1, y1) in enumerate(regions):
+        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+            raise _bad(
+                f"the region [{x0}, {y0}, {x1}, {y1}] is outside the {width}x{height} image",
+                f"regions[{index}]",
+            )
+
+
+class ClassifyRequest(Body):
+    """/v1/classify: one of `image` or `images`, and the prompts to score."""
+
+    model: str | None = None
+    image: ImageInput | None = Field(None, description="One image: the answer has `classifications`")
+    images: Images | None = Field(None, description="Several images: one result per image")
+    prompts: Texts = Field(description="Distinct labels to score; at most clip.max_prompts")
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    top_k: Annotated[int, Field(ge=1)] | None = None
+    ensemble: bool | None = None
+    multi_label: bool | None = None
+    negative_prompts: Texts | None = None
+    regions: Annotated[list[Box], Field(min_length=1, description="Crops of `image`")] | None = None
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> ClassifyRequest:
+        clip = limits(info).clip
+        if (self.image is None) == (self.images is None):
+            raise _bad("give exactly one of 'image' (one image) or 'images' (a list)", "image")
+        _limit(self.images or (), "images", clip.max_images, "clip.max_images")
+        _texts(self.prompts, "prompts", clip, distinct=True)
+        if self.negative_prompts is not None:
+            _texts(self.negative_prompts, "negative_prompts", clip)
+        if self.multi_label and not self.negatives(clip):
+            raise _bad("'multi_label' needs at least one negative prompt", "negative_prompts")
+        _limit(self.regions or (), "regions", clip.max_regions, "clip.max_regions")
+        for index, (x0, y0, x1, y1) in enumerate(self.boxes):
+            if x1 <= x0 or y1 <= y0:
+                raise _bad(
+                    f"the region {[x0, y0, x1, y1]} is empty: x1 must exceed x0 and y1 must exceed y0",
+                    f"regions[{index}]",
+                )
+        if self.regions and self.image is None:
+            raise _bad("'regions' are crops of one image: send it as 'image', not 'images'", "regions")
+        return self
+
+    @property
+    def single(self) -> bool:
+        """Sent as `image`: answered in the single-image shape."""
+        return self.image is not None
+
+    @property
+    def refs(self) -> tuple[ImageRef, ...]:
+        if self.image is not None:
+            return (image_ref(self.image, "image"),)
+        return _refs(self.images or (), "images")
+
+    @property
+    def boxes(self) -> tuple[Region, ...]:
+        """The regions in whole pixels; () = the whole image."""
+        return tuple((round(a), round(b), round(c), round(d)) for a, b, c, d in self.regions or ())
+
+    def negatives(self, clip: ClipConfig) -> tuple[str, ...]:
+        """The prompts each label competes with under multi_label: the request's, else clip's."""
+        return clip.negative_prompts if self.negative_prompts is None else tuple(self.negative_prompts)
 
 
 @dataclass(frozen=True)
 class EmbeddingsRequest:
-    """Any of the embedding endpoints: inputs in order, each a text or an image."""
+    """Any embedding endpoint's request: inputs in order, each a text or an image."""
 
     model: str | None
     inputs: tuple[str | ImageRef, ...]
@@ -51,243 +140,132 @@ class EmbeddingsRequest:
         return [item for item in self.inputs if isinstance(item, ImageRef)]
 
 
-@dataclass(frozen=True)
-class MatchRequest:
-    model: str | None
-    images: tuple[ImageRef, ...]
-    texts: tuple[str, ...]
-    ensemble: bool
-    probabilities: bool
+def embedding_inputs(
+    values: Sequence[tuple[str | ImageURL | ImagePartObject, str]],
+) -> tuple[str | ImageRef, ...]:
+    """Each (value, param): strings that are data: URLs are images, other strings texts; objects images."""
+    return tuple(
+        (ImageRef(v, param) if v[:5].lower() == "data:" else v) if isinstance(v, str) else image_ref(v, param)
+        for v, param in values
+    )
 
 
-def _bad(message: str, param: str) -> APIError:
-    return APIError(400, message, "invalid_request", param)
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise _bad("the request body must be a JSON object", "body")
-    return body
-
-
-def _model(body: dict[str, Any]) -> str | None:
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise _bad("'model' must be a string", "model")
-    return model or None
-
-
-def _flag(body: dict[str, Any], key: str, default: bool = False) -> bool:
-    value = body.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise _bad(f"'{key}' must be a boolean, got {type(value).__name__}", key)
-    return value
-
-
-def _list(body: dict[str, Any], key: str, limit: int, limit_name: str) -> list[Any]:
-    """A non-empty list of at most `limit` items (`limit_name` is the config key, for the message)."""
-    value = body.get(key)
-    if not isinstance(value, list) or not value:
-        raise _bad(f"'{key}' must be a non-empty list", key)
-    if len(value) > limit:
-        raise _bad(f"'{key}' holds {len(value)} items; the limit is {limit} ({limit_name})", key)
-    return value
-
-
-def _text(value: Any, param: str, clip: ClipConfig) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _bad("each text must be a non-empty string", param)
-    if len(value) > clip.max_prompt_chars:
-        raise _bad(
-            f"a text may have at most {clip.max_prompt_chars} characters (clip.max_prompt_chars), "
-            f"this one has {len(value)}",
-            param,
-        )
-    return value
-
-
-def _texts(body: dict[str, Any], key: str, clip: ClipConfig, distinct: bool = False) -> tuple[str, ...]:
-    values = _list(body, key, clip.max_prompts, "clip.max_prompts")
-    texts = tuple(_text(v, f"{key}[{i}]", clip) for i, v in enumerate(values))
-    if distinct and len(set(texts)) != len(texts):
-        first = next(i for i, t in enumerate(texts) if texts.index(t) != i)
-        raise _bad(f"'{key}' must not repeat a text; {texts[first]!r} appears twice", f"{key}[{first}]")
-    return texts
-
-
-def image_ref(value: Any, param: str) -> ImageRef:
-    """An image given as a URL string, {"url": ...} or an OpenAI image part {"image_url": ...}."""
-    where = param
-    if isinstance(value, dict):
-        if "image_url" in value:
-            value, where = value["image_url"], f"{param}.image_url"
-            if isinstance(value, dict):
-                value, where = value.get("url"), f"{where}.url"
-        else:
-            value, where = value.get("url"), f"{param}.url"
-    if not isinstance(value, str) or not value.strip():
-        raise _bad(
-            "an image must be a data URL, base64 or URL string, {'url': ...} or "
-            "{'type': 'image_url', 'image_url': {'url': ...}}",
-            where,
-        )
-    return ImageRef(value.strip(), where)
-
-
-def _images(body: dict[str, Any], key: str, clip: ClipConfig) -> tuple[ImageRef, ...]:
-    values = _list(body, key, clip.max_images, "clip.max_images")
-    return tuple(image_ref(v, f"{key}[{i}]") for i, v in enumerate(values))
-
-
-def _encoding_format(body: dict[str, Any]) -> EncodingFormat:
-    value = body.get("encoding_format")
-    if value is None or value == "float":
-        return "float"
-    if value == "base64":
-        return "base64"
-    raise _bad(f"'encoding_format' must be 'float' or 'base64', got {value!r}", "encoding_format")
-
-
-def _number(value: Any, param: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _bad(f"'{param}' must be a number", param)
-    return float(value)
-
-
-def _regions(body: dict[str, Any], clip: ClipConfig) -> tuple[Region, ...]:
-    if body.get("regions") is None:
-        return ()
-    boxes = _list(body, "regions", clip.max_regions, "clip.max_regions")
-    regions: list[Region] = []
-    for index, box in enumerate(boxes):
-        where = f"regions[{index}]"
-        if not isinstance(box, list) or len(box) != 4:
-            raise _bad("a region must be [x0, y0, x1, y1] in pixels", where)
-        x0, y0, x1, y1 = (round(_number(v, f"{where}[{i}]")) for i, v in enumerate(box))
-        if x1 <= x0 or y1 <= y0:
-            raise _bad(f"the region {box} is empty: x1 must exceed x0 and y1 must exceed y0", where)
-        regions.append((x0, y0, x1, y1))
-    return tuple(regions)
-
-
-def check_regions(regions: tuple[Region, ...], width: int, height: int) -> None:
-    """Every region lies inside the decoded (EXIF-oriented) image of `width` x `height` pixels."""
-    for index, (x0, y0, x1, y1) in enumerate(regions):
-        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+def check_embedding_inputs(
+    inputs: Sequence[str | ImageRef], params: Sequence[str], key: str, clip: ClipConfig
+) -> None:
+    """The texts' and images' clip.* limits, and each text's length (`params[i]` names input i)."""
+    texts = [(text, param) for text, param in zip(inputs, params, strict=True) if isinstance(text, str)]
+    if len(texts) > clip.max_prompts:
+        raise _bad(f"at most {clip.max_prompts} texts per request (clip.max_prompts)", key)
+    if len(inputs) - len(texts) > clip.max_images:
+        raise _bad(f"at most {clip.max_images} images per request (clip.max_images)", key)
+    for text, param in texts:
+        if len(text) > clip.max_prompt_chars:
             raise _bad(
-                f"the region [{x0}, {y0}, {x1}, {y1}] is outside the {width}x{height} image",
-                f"regions[{index}]",
+                f"a text may have at most {clip.max_prompt_chars} characters (clip.max_prompt_chars), "
+                f"this one has {len(text)}",
+                param,
             )
 
 
-def _threshold(body: dict[str, Any]) -> float:
-    value = body.get("threshold")
-    if value is None:
-        return 0.0
-    threshold = _number(value, "threshold")
-    if not 0.0 <= threshold <= 1.0:
-        raise _bad(f"'threshold' must be between 0 and 1, got {value}", "threshold")
-    return threshold
+EmbeddingInput = Annotated[
+    Annotated[NonBlank, Tag("~string")]
+    | Annotated[ImageURL, Tag("~object")]
+    | Annotated[ImagePartObject, Tag("~part")],
+    tag_by(
+        image_input_tag,
+        "must be a text, a data: URL image or an image object; token arrays are not supported",
+    ),
+]
+EmbeddingInputs = Annotated[
+    Annotated[NonBlank, Tag("~string")] | Annotated[list[EmbeddingInput], Field(min_length=1), Tag("~array")],
+    tag_by(json_kind, "must be a string or a non-empty list of texts and images"),
+]
 
 
-def _top_k(body: dict[str, Any]) -> int | None:
-    value = body.get("top_k")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _bad(f"'top_k' must be an integer of at least 1, got {value!r}", "top_k")
-    return value
+class OpenAIEmbeddingsRequest(Body):
+    """/v1/embeddings: OpenAI's body; `input` mixes texts (strings) and images (data URLs, objects)."""
+
+    input: EmbeddingInputs
+    model: str | None = None
+    encoding_format: EncodingFormat | None = None
+    dimensions: None = Field(None, description="Not supported: embeddings have the model's own size")
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> OpenAIEmbeddingsRequest:
+        params = [param for _, param in self._values]
+        check_embedding_inputs(self.request.inputs, params, "input", limits(info).clip)
+        return self
+
+    @property
+    def _values(self) -> list[tuple[str | ImageURL | ImagePartObject, str]]:
+        if isinstance(self.input, str):
+            return [(self.input, "input")]
+        return [(v, f"input[{i}]") for i, v in enumerate(self.input)]
+
+    @property
+    def request(self) -> EmbeddingsRequest:
+        inputs = embedding_inputs(self._values)
+        return EmbeddingsRequest(self.model, inputs, self.encoding_format or "float", False)
 
 
-def parse_classify_request(body: Any, clip: ClipConfig) -> ClassifyRequest:
-    """The typed /v1/classify request, or APIError(400) naming the first bad field."""
-    body = _object(body)
-    model = _model(body)
-    if ("image" in body) == ("images" in body):
-        raise _bad("give exactly one of 'image' (one image) or 'images' (a list)", "image")
-    single = "image" in body
-    images = (image_ref(body["image"], "image"),) if single else _images(body, "images", clip)
-    prompts = _texts(body, "prompts", clip, distinct=True)
-    multi_label = _flag(body, "multi_label")
-    negatives = clip.negative_prompts
-    if body.get("negative_prompts") is not None:
-        negatives = _texts(body, "negative_prompts", clip)
-    if multi_label and not negatives:
-        raise _bad("'multi_label' needs at least one negative prompt", "negative_prompts")
-    regions = _regions(body, clip)
-    if regions and not single:
-        raise _bad("'regions' are crops of one image: send it as 'image', not 'images'", "regions")
-    return ClassifyRequest(
-        model=model,
-        images=images,
-        single=single,
-        prompts=prompts,
-        threshold=_threshold(body),
-        top_k=_top_k(body),
-        ensemble=_flag(body, "ensemble"),
-        multi_label=multi_label,
-        negative_prompts=negatives if multi_label else (),
-        regions=regions,
-    )
+class ImageEmbeddingsRequest(Body):
+    """/v1/embeddings/image: `{"images": [...]}`."""
 
+    images: Images
+    model: str | None = None
+    encoding_format: EncodingFormat | None = None
 
-def _embedding_input(value: Any, param: str, clip: ClipConfig) -> str | ImageRef:
-    """A string that is a data: URL is an image, any other string is text; objects are image parts."""
-    if isinstance(value, str) and value[:5].lower() == "data:":
-        return ImageRef(value, param)
-    if isinstance(value, dict):
-        return image_ref(value, param)
-    if isinstance(value, list) or (isinstance(value, int) and not isinstance(value, bool)):
-        raise _bad("token arrays are not supported; send text as strings", param)
-    return _text(value, param, clip)
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> ImageEmbeddingsRequest:
+        _limit(self.images, "images", limits(info).clip.max_images, "clip.max_images")
+        return self
 
-
-def parse_embeddings_request(body: Any, clip: ClipConfig) -> EmbeddingsRequest:
-    """OpenAI's /v1/embeddings body: `input` is a string or a list mixing texts and images."""
-    body = _object(body)
-    if body.get("dimensions") is not None:
-        raise _bad("'dimensions' is not supported: embeddings have the model's own size", "dimensions")
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise _bad("'user' must be a string", "user")
-    raw = body.get("input")
-    if isinstance(raw, str):
-        inputs: tuple[str | ImageRef, ...] = (_embedding_input(raw, "input", clip),)
-    else:
-        values = _list(
-            body, "input", clip.max_prompts + clip.max_images, "clip.max_prompts + clip.max_images"
+    @property
+    def request(self) -> EmbeddingsRequest:
+        return EmbeddingsRequest(
+            self.model, _refs(self.images, "images"), self.encoding_format or "float", False
         )
-        inputs = tuple(_embedding_input(v, f"input[{i}]", clip) for i, v in enumerate(values))
-    request = EmbeddingsRequest(_model(body), inputs, _encoding_format(body), ensemble=False)
-    if len(request.texts) > clip.max_prompts:
-        raise _bad(f"at most {clip.max_prompts} texts per request (clip.max_prompts)", "input")
-    if len(request.images) > clip.max_images:
-        raise _bad(f"at most {clip.max_images} images per request (clip.max_images)", "input")
-    return request
 
 
-def parse_image_embeddings_request(body: Any, clip: ClipConfig) -> EmbeddingsRequest:
-    """/v1/embeddings/image: {"images": [...], "model"?, "encoding_format"?}."""
-    body = _object(body)
-    return EmbeddingsRequest(_model(body), _images(body, "images", clip), _encoding_format(body), False)
+class TextEmbeddingsRequest(Body):
+    """/v1/embeddings/text: `{"texts": [...], "ensemble"?}`."""
+
+    texts: Texts
+    ensemble: bool | None = None
+    model: str | None = None
+    encoding_format: EncodingFormat | None = None
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> TextEmbeddingsRequest:
+        _texts(self.texts, "texts", limits(info).clip)
+        return self
+
+    @property
+    def request(self) -> EmbeddingsRequest:
+        return EmbeddingsRequest(
+            self.model, tuple(self.texts), self.encoding_format or "float", bool(self.ensemble)
+        )
 
 
-def parse_text_embeddings_request(body: Any, clip: ClipConfig) -> EmbeddingsRequest:
-    """/v1/embeddings/text: {"texts": [...], "ensemble"?, "model"?, "encoding_format"?}."""
-    body = _object(body)
-    texts = _texts(body, "texts", clip)
-    return EmbeddingsRequest(_model(body), texts, _encoding_format(body), _flag(body, "ensemble"))
+class MatchRequest(Body):
+    """/v1/match: every image against every text."""
 
+    images: Images
+    texts: Texts
+    ensemble: bool | None = None
+    probabilities: bool | None = None
+    model: str | None = None
 
-def parse_match_request(body: Any, clip: ClipConfig) -> MatchRequest:
-    """/v1/match: {"images": [...], "texts": [...], "ensemble"?, "probabilities"?, "model"?}."""
-    body = _object(body)
-    return MatchRequest(
-        model=_model(body),
-        images=_images(body, "images", clip),
-        texts=_texts(body, "texts", clip),
-        ensemble=_flag(body, "ensemble"),
-        probabilities=_flag(body, "probabilities"),
-    )
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> MatchRequest:
+        clip = limits(info).clip
+        _limit(self.images, "images", clip.max_images, "clip.max_images")
+        _texts(self.texts, "texts", clip)
+        return self
+
+    @property
+    def request(self) -> EmbeddingsRequest:
+        refs = _refs(self.images, "images")
+        return EmbeddingsRequest(self.model, (*refs, *self.texts), "float", bool(self.ensemble))

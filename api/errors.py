@@ -1,8 +1,9 @@
-"""The API's one error type and its OpenAI-shaped body.
+"""The API's one error type and its two bodies: OpenAI's, and Ollama's on the /api/ routes.
 
-Every failure a client can cause or meet is raised as `APIError` and rendered once, in the shape
-OpenAI's clients parse: `{"error": {"message", "type", "param", "code"}}`, with the HTTP status
-that the error's meaning calls for (and `Retry-After` where waiting helps).
+Every failure a client can cause or meet is raised as `APIError` and rendered once, in the shape the
+route's clients parse: OpenAI's `{"error": {"message", "type", "param", "code"}}`, or Ollama's
+`{"error": "message"}`, with the HTTP status that the error's meaning calls for (and `Retry-After`
+where waiting helps).
 """
 
 from __future__ import annotations
@@ -53,7 +54,18 @@ class APIError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
+    def ollama_body(self) -> dict[str, str]:
+        return {"error": self.message}
+
+    def body_for(self, path: str) -> dict[str, Any]:
+        """The body the route at `path` answers errors with: Ollama's under /api/, else OpenAI's."""
+        return self.ollama_body() if is_ollama_path(path) else self.body()
+
     def headers(self) -> dict[str, str]:
         if self.retry_after_s is None:
             return {}
         return {"Retry-After": str(max(1, int(self.retry_after_s + 0.999)))}
+
+
+def is_ollama_path(path: str) -> bool:
+    return path.startswith("/api/")

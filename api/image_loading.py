@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from api.chat_request import ImageRef
+from api.conversation import ImageRef
 from api.image_intake import ImageLimits, decode_opened, is_small, open_image
 from api.image_sources import ImageSourcePolicy, read_image_reference
 from api.services import Services

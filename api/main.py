@@ -78,10 +78,12 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
                 worker_ready=services.worker.ready,  # what /health/ready answers
                 npu_owner=snapshot.owner,
                 npu_reason=snapshot.owner_reason,
+                rung=snapshot.ladder.rung,
+                rung_reason="; ".join(snapshot.ladder.reasons),
             )
             now = time.monotonic()
             # On every change at once (READY=1 waits for worker_ready), else once per interval.
-            changes = (services.state, status.worker_ready, status.npu_owner)
+            changes = (services.state, status.worker_ready, status.npu_owner, status.rung)
             if changes != sent or now - sent_at >= interval_s:
                 with contextlib.suppress(zmq.Again):
                     await control.send_multipart(protocol.encode(status, epoch), zmq.NOBLOCK)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from npu_worker.protocol import NpuOwner, Stats
+from npu_worker.protocol import NpuOwner, Rung, Stats
 from scheduler.driver import Snapshot
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -101,6 +101,21 @@ class Metrics:
         self.policy = Gauge(
             "hailo_vision_scheduler_policy", "The scheduler policy (label)", ["policy"], registry=r
         )
+        self.rung = Gauge(
+            "hailo_vision_degradation_rung",
+            "1 for the degradation rung the service is on",
+            ["rung"],
+            registry=r,
+        )
+        self.temperature = Gauge(
+            "hailo_vision_temperature_celsius", "Temperatures read (soc, hailo)", ["sensor"], registry=r
+        )
+        self.memory = Gauge(
+            "hailo_vision_memory_bytes",
+            "Service resident memory and system available memory",
+            ["kind"],
+            registry=r,
+        )
         self._switches_counted = 0
         self._switch_seconds_counted = 0.0
         self.clip_gauges = {
@@ -116,6 +131,16 @@ class Metrics:
         self._switches_counted, self._switch_seconds_counted = figures.switches, figures.switch_seconds
         self.turn_waiting.set(snapshot.waiting)
         self.policy.labels(snapshot.policy.value).set(1)
+        for rung in Rung:
+            self.rung.labels(rung.value).set(1 if snapshot.ladder.rung == rung else 0)
+        seen = snapshot.seen
+        if seen is not None:
+            for sensor, celsius in (("soc", seen.soc_c), ("hailo", seen.hailo_c)):
+                if celsius is not None:
+                    self.temperature.labels(sensor).set(celsius)
+            for kind, mb in (("service_resident", seen.service_mb), ("system_available", seen.available_mb)):
+                if mb is not None:
+                    self.memory.labels(kind).set(mb * 2**20)
 
     def render(self, worker_ready: bool, restarts: int, stats: Stats | None) -> bytes:
         self.worker_up.set(1 if worker_ready else 0)

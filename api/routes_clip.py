@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,26 +22,22 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.body import read_json
-from api.chat_request import ImageRef
 from api.clip_request import (
     ClassifyRequest,
     EmbeddingsRequest,
+    ImageEmbeddingsRequest,
     MatchRequest,
+    OpenAIEmbeddingsRequest,
     Region,
+    TextEmbeddingsRequest,
     check_regions,
-    parse_classify_request,
-    parse_embeddings_request,
-    parse_image_embeddings_request,
-    parse_match_request,
-    parse_text_embeddings_request,
 )
 from api.clip_scoring import SCORE_DECIMALS, classify_scores, ranked, similarity, softmax
+from api.conversation import ImageRef
 from api.image_loading import load_images
 from api.routes_info import resolve_model
 from api.services import Services, services_of
 from npu_worker.backend import ModelInfo
-from npu_worker.config import ClipConfig
 from npu_worker.protocol import Embed
 
 # Images are decoded (and region crops reduced) to keep this many times the encoder's input side.
@@ -57,11 +53,7 @@ class Embedded:
     logit_scale: float
     text_tokens: int
     compute_s: float
-
-
-async def _body(request: Request) -> tuple[Services, Any]:
-    services = services_of(request)
-    return services, await read_json(request, services.config.api.max_body_bytes)
+    queue_wait_s: float
 
 
 def _input_side(model: ModelInfo) -> int:
@@ -106,6 +98,7 @@ async def _embed(
         answer.logit_scale,
         answer.text_tokens,
         answer.compute_s,
+        answer.queue_wait_s,
     )
 
 
@@ -113,26 +106,29 @@ def _milliseconds(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
-async def _embed_request(
-    services: Services, req: EmbeddingsRequest | MatchRequest
-) -> tuple[ModelInfo, Embedded]:
-    """The request's CLIP model, and its images and texts embedded (ensembled when it asks)."""
-    model = resolve_model(services, req.model, "clip")
+async def embed_request(services: Services, model: ModelInfo, req: EmbeddingsRequest) -> Embedded:
+    """The request's images and texts embedded by `model` (ensembled when it asks)."""
     images = await _load(services, model, req.images)
     templates = services.config.clip.templates if req.ensemble else ()
     with services.serving():
-        return model, await _embed(services, model, images, req.texts, templates)
+        return await _embed(services, model, images, req.texts, templates)
+
+
+def in_input_order(req: EmbeddingsRequest, embedded: Embedded) -> list[np.ndarray]:
+    """The embedding of each input, in the request's order (images and texts interleaved)."""
+    pending = {"image": iter(embedded.images), "text": iter(embedded.texts)}
+    return [next(pending["image" if isinstance(item, ImageRef) else "text"]) for item in req.inputs]
 
 
 # --- /v1/classify ----------------------------------------------------------------------------------
 
 
 async def _classify_images(services: Services, model: ModelInfo, req: ClassifyRequest) -> list[np.ndarray]:
-    if not req.regions:
-        return await _load(services, model, req.images)
-    (full,) = await load_images(req.images, services, None)
-    check_regions(req.regions, full.shape[1], full.shape[0])
-    return await run_in_threadpool(_crops, full, req.regions, _input_side(model))
+    if not req.boxes:
+        return await _load(services, model, req.refs)
+    (full,) = await load_images(req.refs, services, None)
+    check_regions(req.boxes, full.shape[1], full.shape[0])
+    return await run_in_threadpool(_crops, full, req.boxes, _input_side(model))
 
 
 async def _classify_embeddings(
@@ -144,29 +140,29 @@ async def _classify_embeddings(
     EMBED (served from the worker's cache after the first time) so the templates never wrap them.
     """
     templates = services.config.clip.templates if req.ensemble else ()
+    negative_prompts = req.negatives(services.config.clip) if req.multi_label else ()
     if req.multi_label and templates:
         main, negatives = await asyncio.gather(
             _embed(services, model, images, req.prompts, templates),
-            _embed(services, model, [], req.negative_prompts),
+            _embed(services, model, [], negative_prompts),
         )
         return main, negatives.texts
-    main = await _embed(services, model, images, [*req.prompts, *req.negative_prompts], templates)
+    main = await _embed(services, model, images, [*req.prompts, *negative_prompts], templates)
     if not req.multi_label:
         return main, None
     count = len(req.prompts)
     return dataclasses.replace(main, texts=main.texts[:count]), main.texts[count:]
 
 
-async def classify(request: Request) -> Response:
-    services, body = await _body(request)
-    req = parse_classify_request(body, services.config.clip)
+async def classify(request: Request, req: ClassifyRequest) -> Response:
+    services = services_of(request)
     model = resolve_model(services, req.model, "clip")
     images = await _classify_images(services, model, req)
     with services.serving():  # once, though multi_label with an ensemble asks the worker twice
         embedded, negatives = await _classify_embeddings(services, model, req, images)
     scores = classify_scores(embedded.images, embedded.texts, embedded.logit_scale, negatives)
-    lists = [ranked(req.prompts, row, req.threshold, req.top_k) for row in scores]
-    mode = "regions" if req.regions else "image" if req.single else "images"
+    lists = [ranked(req.prompts, row, req.threshold or 0.0, req.top_k) for row in scores]
+    mode = "regions" if req.boxes else "image" if req.single else "images"
     services.metrics.classify_requests.labels(mode).inc()
     answer: dict[str, Any]
     if mode == "image":
@@ -177,7 +173,7 @@ async def classify(request: Request) -> Response:
         answer = {
             "results": [
                 {"index": i, "region": list(region), "classifications": c}
-                for i, (region, c) in enumerate(zip(req.regions, lists, strict=True))
+                for i, (region, c) in enumerate(zip(req.boxes, lists, strict=True))
             ]
         }
     answer["inference_time_ms"] = _milliseconds(embedded.compute_s)
@@ -196,15 +192,13 @@ def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
     return values
 
 
-async def _embeddings(request: Request, parse: Callable[[Any, ClipConfig], EmbeddingsRequest]) -> Response:
-    services, body = await _body(request)
-    req = parse(body, services.config.clip)
-    model, embedded = await _embed_request(services, req)
-    pending = {"image": iter(embedded.images), "text": iter(embedded.texts)}
-    vectors = [next(pending["image" if isinstance(item, ImageRef) else "text"]) for item in req.inputs]
+async def _embeddings(request: Request, req: EmbeddingsRequest) -> Response:
+    services = services_of(request)
+    model = resolve_model(services, req.model, "clip")
+    embedded = await embed_request(services, model, req)
     data = [
         {"object": "embedding", "index": i, "embedding": _encoded(v, req.encoding_format)}
-        for i, v in enumerate(vectors)
+        for i, v in enumerate(in_input_order(req, embedded))
     ]
     tokens = embedded.text_tokens
     return JSONResponse(
@@ -217,16 +211,16 @@ async def _embeddings(request: Request, parse: Callable[[Any, ClipConfig], Embed
     )
 
 
-async def embeddings(request: Request) -> Response:
-    return await _embeddings(request, parse_embeddings_request)
+async def embeddings(request: Request, body: OpenAIEmbeddingsRequest) -> Response:
+    return await _embeddings(request, body.request)
 
 
-async def image_embeddings(request: Request) -> Response:
-    return await _embeddings(request, parse_image_embeddings_request)
+async def image_embeddings(request: Request, body: ImageEmbeddingsRequest) -> Response:
+    return await _embeddings(request, body.request)
 
 
-async def text_embeddings(request: Request) -> Response:
-    return await _embeddings(request, parse_text_embeddings_request)
+async def text_embeddings(request: Request, body: TextEmbeddingsRequest) -> Response:
+    return await _embeddings(request, body.request)
 
 
 # --- /v1/match ---------------------------------------------------------------------------------------
@@ -237,13 +231,13 @@ def _rounded(matrix: np.ndarray) -> list[list[float]]:
     return rows
 
 
-async def match(request: Request) -> Response:
-    services, body = await _body(request)
-    req = parse_match_request(body, services.config.clip)
-    model, embedded = await _embed_request(services, req)
+async def match(request: Request, body: MatchRequest) -> Response:
+    services = services_of(request)
+    model = resolve_model(services, body.model, "clip")
+    embedded = await embed_request(services, model, body.request)
     cosines = similarity(embedded.images, embedded.texts)
     answer: dict[str, Any] = {"object": "match", "model": model.id, "similarity": _rounded(cosines)}
-    if req.probabilities:
+    if body.probabilities:
         answer["probabilities"] = _rounded(softmax(embedded.logit_scale * cosines))
     answer["inference_time_ms"] = _milliseconds(embedded.compute_s)
     return JSONResponse(answer)

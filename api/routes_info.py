@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from api.errors import APIError
 from api.openai_format import model_object
 from api.services import Services, services_of
-from api.status import npu_section, scheduler_section, service_state
+from api.status import memory_section, npu_section, scheduler_section, service_state, thermal_section
 from npu_worker.backend import ModelInfo, ModelKind
 from npu_worker.protocol import WorkerState
 
@@ -34,13 +34,29 @@ def known_models(services: Services) -> Sequence[ModelInfo]:
     return configured
 
 
+def ollama_name(model_id: str) -> str:
+    """A name as Ollama writes it: `name:tag`, with `:latest` when it has no tag."""
+    return model_id if ":" in model_id.rsplit("/", 1)[-1] else f"{model_id}:latest"
+
+
+def canonical(name: str) -> str:
+    """A model name as compared: case-insensitive, with Ollama's `:latest` implied when it has no tag."""
+    return ollama_name(name.strip().lower())
+
+
+def find_model(services: Services, name: str) -> ModelInfo | None:
+    """The known model `name` names (`qwen2-vl-demo`, `qwen2-vl-demo:latest`), of any kind."""
+    wanted = canonical(name)
+    return next((m for m in known_models(services) if canonical(m.id) == wanted), None)
+
+
 def resolve_model(services: Services, requested: str | None, kind: ModelKind) -> ModelInfo:
     """The model a request names (or the configured default), which must be of `kind`; else 404."""
     default = services.config.model.name if kind == "vlm" else services.config.clip.name
     name = requested or default
-    for info in known_models(services):
-        if info.id == name and info.kind == kind:
-            return info
+    info = find_model(services, name)
+    if info is not None and info.kind == kind:
+        return info
     available = ", ".join(m.id for m in known_models(services) if m.kind == kind) or "none"
     raise APIError(404, f"model {name!r} not found; available: {available}", "model_not_found", "model")
 
@@ -63,6 +79,8 @@ def _health_body(services: Services) -> dict[str, Any]:
         "worker_restarts": services.worker.restarts,
         "npu": npu_section(snapshot),
         "scheduler": scheduler_section(services, snapshot),
+        "thermal": thermal_section(snapshot),
+        "memory": memory_section(services, snapshot),
     }
 
 
@@ -74,10 +92,12 @@ async def ready(request: Request) -> Response:
     """200 while the service can serve, the models on the device or taking their turn."""
     services = services_of(request)
     body = _health_body(services)
-    body["ready"] = services.worker.ready
+    ladder = services.scheduler.ladder()
+    body["ready"] = services.worker.ready and ladder.allowance.inference
     if body["ready"]:
         return JSONResponse(body)
-    body["reason"] = services.worker.view.detail
+    paused = services.worker.ready  # ready but for the ladder: inference paused
+    body["reason"] = "; ".join(ladder.reasons) if paused else services.worker.view.detail
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
@@ -92,10 +112,10 @@ async def get_model(request: Request) -> Response:
     services = services_of(request)
     model_id = request.path_params["model_id"]
     created = int(time.time() - (time.monotonic() - services.started))
-    for info in known_models(services):
-        if info.id == model_id:
-            return JSONResponse(model_object(info, created))
-    raise APIError(404, f"model {model_id!r} not found", "model_not_found", "model")
+    info = find_model(services, model_id)
+    if info is None:
+        raise APIError(404, f"model {model_id!r} not found", "model_not_found", "model")
+    return JSONResponse(model_object(info, created))
 
 
 async def metrics(request: Request) -> Response:

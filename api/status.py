@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.services import Services
-from npu_worker.protocol import ApiState, ServiceState, WorkerState
+from npu_worker.protocol import ApiState, Rung, ServiceState, WorkerState
 from scheduler.driver import Snapshot
+from scheduler.ladder import MemoryLevel, ThermalLevel
 
 STATUS_SCHEMA = 1
 
@@ -25,7 +26,8 @@ def service_state(services: Services) -> ServiceState:
     if worker is None or worker == WorkerState.FAILED:
         return ServiceState.UNAVAILABLE
     if services.worker.ready:
-        return ServiceState.READY
+        degraded = services.scheduler.ladder().rung.severity >= Rung.CPU_FALLBACK.severity
+        return ServiceState.DEGRADED if degraded else ServiceState.READY
     return (
         ServiceState.LOADING
         if worker in (WorkerState.STARTING, WorkerState.LOADING)
@@ -43,6 +45,7 @@ def reasons(services: Services, snapshot: Snapshot) -> list[str]:
         found.append(f"worker {view.state}: {view.detail}")
     if snapshot.waiting:
         found.append(f"{snapshot.waiting} request(s) waiting for the NPU: {snapshot.reason}")
+    found.extend(snapshot.ladder.reasons)
     return found
 
 
@@ -73,14 +76,39 @@ def scheduler_section(services: Services, snapshot: Snapshot) -> dict[str, Any]:
     return {
         "policy": snapshot.policy,
         "phase": snapshot.phase,
-        "rung": "normal",
-        "reasons": [snapshot.reason] if snapshot.reason else [],
+        "rung": snapshot.ladder.rung,
+        "reasons": list(snapshot.ladder.reasons),
         "queued": snapshot.waiting + services.worker.view.queued,
         "in_flight": services.in_flight,
         "max_queue": services.config.resources.max_queue,
         "switches": figures.switches,
         "switch_seconds": round(figures.switch_seconds, 3),
         "release_in_s": None if snapshot.release_in_s is None else round(snapshot.release_in_s, 1),
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def thermal_section(snapshot: Snapshot) -> dict[str, Any]:
+    seen = snapshot.seen
+    return {
+        "level": seen.thermal if seen else ThermalLevel.UNKNOWN,
+        "soc_c": _rounded(seen.soc_c) if seen else None,
+        "hailo_c": _rounded(seen.hailo_c) if seen else None,
+        "throttled": list(seen.throttled) if seen and seen.throttled is not None else None,
+    }
+
+
+def memory_section(services: Services, snapshot: Snapshot) -> dict[str, Any]:
+    seen, resources = snapshot.seen, services.config.resources
+    return {
+        "level": seen.memory if seen else MemoryLevel.UNKNOWN,
+        "service_rss_mb": _rounded(seen.service_mb) if seen else None,
+        "limit_mb": resources.memory_limit_mb,
+        "available_mb": _rounded(seen.available_mb) if seen else None,
+        "floor_mb": resources.min_available_mb,
     }
 
 
@@ -114,14 +142,8 @@ def status_document(services: Services, version: str) -> dict[str, Any]:
         "npu": npu_section(snapshot),
         "scheduler": scheduler_section(services, snapshot),
         "requests": services.recent.summary(),
-        "thermal": {"level": "unknown", "soc_c": None, "hailo_c": None, "throttled": None},
-        "memory": {
-            "level": "unknown",
-            "service_rss_mb": None,
-            "limit_mb": services.config.resources.memory_limit_mb,
-            "available_mb": None,
-            "floor_mb": 0,
-        },
+        "thermal": thermal_section(snapshot),
+        "memory": memory_section(services, snapshot),
         "errors": [error.__dict__ for error in services.recent.errors],
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import time
@@ -38,6 +39,7 @@ from npu_worker.protocol import (
     Final,
     Generate,
     Heartbeat,
+    Limits,
     Load,
     Ping,
     Pong,
@@ -180,6 +182,11 @@ class WorkerClient:
             with contextlib.suppress(APIError):
                 await self._send(self.view.epoch, Release(scope, reason))
 
+    async def send_limits(self, limits: Limits) -> None:
+        if self.view.epoch is not None:
+            with contextlib.suppress(APIError):
+                await self._send(self.view.epoch, limits)
+
     def _unavailable(self, reason: str) -> APIError:
         retry = max(2.0, self.view.model_load_seconds + 1.0)
         return APIError(503, reason, "worker_unavailable", None, retry)
@@ -191,7 +198,7 @@ class WorkerClient:
         log_event(log, "worker_lost", logging.WARNING, epoch=epoch, why=why, failed=len(self._streams))
         self.view = WorkerView(detail=f"NPU worker stopped ({why}); waiting for restart")
         if self.scheduler is not None:
-            self.scheduler.worker_changed(None, Placement.NONE, self.scheduler.policy.settings.uses_device)
+            self.scheduler.worker_changed(None)
         error = self._unavailable("the NPU worker stopped while serving this request; retry shortly")
         for stream in self._streams.values():
             if stream.epoch == epoch:
@@ -263,8 +270,16 @@ class WorkerClient:
                     await self._send(epoch, Abort(rid))
 
     async def generate(self, make: Callable[[str], Generate]) -> AsyncGenerator[Token | Final, None]:
-        """A generation's tokens, then its Final."""
-        async for item in self.request(Work.GENERATE, make):
+        """A generation's tokens, then its Final; its length capped where the degradation rung says."""
+
+        def capped(rid: str) -> Generate:
+            message = make(rid)
+            cap = self.scheduler.max_tokens() if self.scheduler is not None else None
+            if cap is None or message.params.max_tokens <= cap:
+                return message
+            return dataclasses.replace(message, params=dataclasses.replace(message.params, max_tokens=cap))
+
+        async for item in self.request(Work.GENERATE, capped):
             if isinstance(item, Embeddings):
                 raise APIError(500, "the worker answered a generation with embeddings", "protocol_error")
             yield item
@@ -354,7 +369,7 @@ class WorkerClient:
             log_event(log, "worker_adopted", epoch=epoch, pid=beat.pid, state=beat.state)
         self.view = WorkerView(epoch=epoch, detail=beat.detail, beat=beat, last_seen=time.monotonic())
         if self.scheduler is not None:
-            self.scheduler.worker_changed(beat.state, beat.clip_placement, beat.backend == "hailo")
+            self.scheduler.worker_changed(beat)
 
     async def _watch_disconnects(self, monitor: zmq.asyncio.Socket) -> None:
         try:

@@ -46,8 +46,8 @@ from npu_worker.backend import (  # noqa: E402
 from npu_worker.config import Config, load_config  # noqa: E402
 from npu_worker.hailo.backend import HailoBackend, resolve_hef  # noqa: E402
 from npu_worker.hailo.clip import HailoClipImageEncoder  # noqa: E402
-from npu_worker.hailo.device import import_hailo  # noqa: E402
 from npu_worker.hailo.holders import device_nodes  # noqa: E402
+from npu_worker.hailo.runtime import import_hailo  # noqa: E402
 
 PUBLISHED = {"load_s": 9.7, "ttft_s": 0.92, "tokens_per_s": 8.4, "clip_fps_b1": 63.0, "clip_fps_b8": 157.0}
 LABELS = {
@@ -117,6 +117,7 @@ def clip_batch8(backend: HailoBackend, config: Config, images: int) -> float:
         8,
         float_output=config.hailo.clip_output == "float32",
         timeout_s=config.hailo.read_timeout_s,
+        failures=backend.failures,
     )
     try:
         return time_clip(encoder, images)

@@ -72,6 +72,27 @@ class Costs:
 
 
 @dataclass(frozen=True)
+class Heat:
+    """A hot afternoon: the SoC above the warning level from `warm_from` for `warm_s`, and above the
+    critical level for `hot_s` in its middle (thermal.warning_* defaults; critical pauses inference)."""
+
+    warm_from: float = 14 * 3600.0
+    warm_s: float = 3600.0
+    hot_s: float = 600.0
+    max_tokens: int = 128
+    pause_s: float = 0.5
+
+    def level(self, t: float) -> str:
+        hot_from = self.warm_from + (self.warm_s - self.hot_s) / 2
+        if hot_from <= t < hot_from + self.hot_s:
+            return "critical"
+        return "warning" if self.warm_from <= t < self.warm_from + self.warm_s else "normal"
+
+
+COOL = Heat(warm_s=0.0, hot_s=0.0)
+
+
+@dataclass(frozen=True)
 class Traffic:
     vision: list[tuple[float, int]]  # (arrival, answer tokens)
     ollama: list[tuple[float, int]]
@@ -110,13 +131,15 @@ class Outcome:
     switches: int
     cut_off: int
     busy_s: float
+    shed: int = 0
 
 
 class World:
     """The device, the worker, hailo-ollama and the two queues, moved by events in simulated time."""
 
-    def __init__(self, costs: Costs, traffic: Traffic, policy: TurnPolicy) -> None:
-        self.costs, self.policy = costs, policy
+    def __init__(self, costs: Costs, traffic: Traffic, policy: TurnPolicy, heat: Heat = COOL) -> None:
+        self.costs, self.policy, self.heat = costs, policy, heat
+        self.shed = 0  # requests answered 503 while the SoC was critical
         self.now = 0.0
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -141,15 +164,27 @@ class World:
         self.clip: list[float] = []
         for arrival, tokens in traffic.vision:
             self.at(arrival, self._arrival(self.vision_wait, Request(arrival, tokens)))
+        self.vision_ended = -math.inf
         for arrival, tokens in traffic.ollama:
             self.at(arrival, self._arrival(self.door, Request(arrival, tokens)))
         for arrival in traffic.clip:
-            self.at(arrival, lambda: self.clip.append(self._clip_s()))
+            self.at(arrival, self._clip_call)
         self._wake_at = math.inf
 
-    @staticmethod
-    def _arrival(queue: deque[Request], request: Request) -> Callable[[], None]:
-        return lambda: queue.append(request)
+    def _arrival(self, queue: deque[Request], request: Request) -> Callable[[], None]:
+        def arrive() -> None:
+            if queue is self.vision_wait and self.heat.level(self.now) == "critical":
+                self.shed += 1  # paused: 503 with Retry-After
+            else:
+                queue.append(request)
+
+        return arrive
+
+    def _clip_call(self) -> None:
+        if self.heat.level(self.now) == "critical":
+            self.shed += 1
+        else:
+            self.clip.append(self._clip_s())
 
     def at(self, when: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (when, next(self._seq), action))
@@ -188,7 +223,11 @@ class World:
             else:
                 self._worker_release()
         if self.policy.may_dispatch(self.worker) and self.vision_running is None and self.vision_wait:
-            self._vision_start(self.vision_wait.popleft())
+            pause_left = self.vision_ended + self._pause_s() - self.now
+            if pause_left <= 0:
+                self._vision_start(self.vision_wait.popleft())
+            else:  # the warning level's pause between two generations
+                self.at(self.now + pause_left, lambda: None)
         if self.policy.may_forward():
             while self.door:
                 self.ollama_fifo.append(self.door.popleft())
@@ -245,9 +284,17 @@ class World:
             self._worker_load()
         self._ollama_next()
 
+    def _pause_s(self) -> float:
+        return self.heat.pause_s if self.heat.level(self.now) == "warning" else 0.0
+
     def _vision_start(self, request: Request) -> None:
         self.vision_running = request
-        seconds = self.costs.vlm_ttft_s + request.tokens / self.costs.vlm_tokens_per_s
+        tokens = (
+            min(request.tokens, self.heat.max_tokens)
+            if self.heat.level(self.now) == "warning"
+            else request.tokens
+        )
+        seconds = self.costs.vlm_ttft_s + tokens / self.costs.vlm_tokens_per_s
         self.busy_s += seconds
         self.at(self.now + seconds, self._vision_end)
 
@@ -256,7 +303,7 @@ class World:
         assert request is not None
         request.done = self.now
         self.vision_done.append(request)
-        self.vision_running, self.vision_last_use = None, self.now
+        self.vision_running, self.vision_last_use, self.vision_ended = None, self.now, self.now
 
     def _clip_s(self) -> float:
         return self.costs.clip_npu_s if self.worker == WorkerState.READY else self.costs.clip_cpu_s
@@ -317,14 +364,16 @@ class World:
         self._ollama_next()
 
 
-def simulate(name: str, settings: Settings, costs: Costs, traffic: Traffic) -> Outcome:
-    world = World(costs, traffic, TurnPolicy(settings, 0.0))
+def simulate(name: str, settings: Settings, costs: Costs, traffic: Traffic, heat: Heat = COOL) -> Outcome:
+    world = World(costs, traffic, TurnPolicy(settings, 0.0), heat)
     world.run()
     vision = [r.done - r.arrival for r in world.vision_done]
     ollama = [r.done - r.arrival for r in world.ollama_done]
     unserved = len(traffic.ollama) - len(ollama)
     switches = world.policy.figures.switches
-    return Outcome(name, vision, ollama, unserved, world.clip, switches, world.cut_off, world.busy_s)
+    return Outcome(
+        name, vision, ollama, unserved, world.clip, switches, world.cut_off, world.busy_s, world.shed
+    )
 
 
 def dedicated(costs: Costs, traffic: Traffic) -> Outcome:
@@ -388,6 +437,27 @@ def compare(traffic: Traffic, load_s: float, names: tuple[str, ...]) -> dict[str
     return outcomes
 
 
+def print_hot_afternoon(traffic: Traffic, heat: Heat, costs: Costs) -> None:
+    """What an hour above the warning level (ten minutes of it critical) costs under `share`."""
+    outcomes = {}
+    for name, weather in (("cool", COOL), ("hot", heat)):
+        world = World(costs, traffic, TurnPolicy(POLICIES["share"], 0.0), weather)
+        world.run()
+        afternoon = [
+            r.done - r.arrival
+            for r in world.vision_done
+            if heat.warm_from <= r.arrival < heat.warm_from + heat.warm_s
+        ]
+        outcomes[name] = (afternoon, world.shed)
+    (cool, _), (hot, shed) = outcomes["cool"], outcomes["hot"]
+    print(
+        f"\na hot afternoon (SoC above the warning level 14:00-15:00, critical 14:25-14:35), share, VLM load "
+        f"{costs.vlm_load_s:g} s: vision p95 in that hour {percentile(hot, 0.95):.1f} s (cool day "
+        f"{percentile(cool, 0.95):.1f} s), {len(cool) - len(hot)} camera questions and "
+        f"{shed - (len(cool) - len(hot))} CLIP calls shed with 503 while critical ({shed} requests in all)"
+    )
+
+
 def main() -> None:
     traffic = make_traffic(SEED)
     print(
@@ -405,6 +475,7 @@ def main() -> None:
         )
         cut = sum(o.cut_off for o in outcomes.values())
         print(f"requests cut off under every policy: {cut} (target 0)")
+    print_hot_afternoon(traffic, Heat(), Costs(vlm_load_s=9.7))
     busy = make_traffic(SEED, session_every_s=30 * 60.0)
     print(f"\na busier day ({len(busy.ollama)} chat turns), VLM load 35 s:")
     compare(busy, 35.0, ("share", "naive"))

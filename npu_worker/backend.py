@@ -203,6 +203,9 @@ class Backend(Protocol):
     def clip_placement(self) -> Placement:
         """Where CLIP image embeddings are computed now."""
 
+    def chip_temperature(self) -> float | None:
+        """The accelerator's temperature in C, or None (no accelerator, or unreadable)."""
+
     def details(self) -> dict[str, Any]:
         """Runtime facts for /health and logs (versions, detected features); JSON-serialisable."""
 

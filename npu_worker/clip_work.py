@@ -9,10 +9,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from npu_worker.backend import Backend, BackendError
+from npu_worker.config import ClipConfig
+from npu_worker.logs import log_event
 from npu_worker.protocol import Embed, Embeddings
 from npu_worker.text_cache import TextEmbeddingCache
 
@@ -105,6 +108,16 @@ class ClipWork:
                 found[text] = vector
         return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
 
+    def warm(self, model: str, dim: int, cache_file: Path | None, config: ClipConfig) -> None:
+        """Load the saved text embeddings, then compute the configured preload prompts (both ways)."""
+        if cache_file is not None:
+            self.cache.load(cache_file, dim)
+        prompts = list(config.preload_prompts)
+        if prompts:
+            for templates in ((), config.templates):
+                self.text_embeddings(model, prompts, templates)
+            log_event(log, "prompts_preloaded", count=len(prompts))
+
     def text_tokens(self, model: str, texts: Sequence[str]) -> int:
         """Tokens of the texts (usage figures), counted once per text: camera pipelines repeat prompts."""
         missing = [t for t in dict.fromkeys(texts) if (model, t) not in self._token_counts]
@@ -143,6 +156,20 @@ class ClipWork:
             job.prompts = BackendError(f"the backend failed: {exc!r}")
             return
         job.prompts = Prompts(embeddings, tokens, self.cache.hits - hits_before)
+
+    def serve(self, batch: list[EmbedJob]) -> Iterator[tuple[EmbedJob, Embeddings | BackendError]]:
+        """Each job still wanted with its answer, as soon as it is ready; a crash fails the rest of the
+        batch, never the compute thread."""
+        unanswered = {job.rid: job for job in batch if not job.cancelled.is_set()}
+        try:
+            for outcome in self.run(list(unanswered.values())):
+                job, answer = (outcome.job, outcome.answer) if isinstance(outcome, EmbedResult) else outcome
+                del unanswered[job.rid]
+                yield job, answer
+        except Exception as exc:
+            log.exception("clip_batch_crashed")
+            for job in unanswered.values():
+                yield job, BackendError(f"the backend failed: {exc!r}")
 
     def run(self, jobs: list[EmbedJob]) -> Iterator[EmbedResult | tuple[EmbedJob, BackendError]]:
         """Every job's embeddings (or its error), each yielded as soon as it is ready.

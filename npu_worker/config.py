@@ -28,8 +28,10 @@ ENV_FILE = "HAILO_VISION_CONFIG"
 ENV_PREFIX = "HAILO_VISION_"
 # $HAILO_VISION_BACKEND_FACTORY=module:callable builds the backend instead (benchmarks and tests only).
 FACTORY_ENV = "HAILO_VISION_BACKEND_FACTORY"
+# $HAILO_VISION_DEVICE_DIR: where the Hailo device nodes are (default /dev; tests: the double's).
+DEVICE_DIR_ENV = "HAILO_VISION_DEVICE_DIR"
 # Variables with the prefix that name no key on purpose.
-NON_KEY_VARIABLES = frozenset({ENV_FILE, FACTORY_ENV, "HAILO_VISION_BENCH_HAILORT"})
+NON_KEY_VARIABLES = frozenset({ENV_FILE, FACTORY_ENV, DEVICE_DIR_ENV, "HAILO_VISION_BENCH_HAILORT"})
 
 
 class ConfigError(ValueError):
@@ -139,7 +141,9 @@ class InferenceConfig:
 @dataclass(frozen=True)
 class ResourcesConfig:
     max_batch_size: int = setting(1, gt=0)
-    memory_limit_mb: int = setting(4096, gt=0)
+    memory_limit_mb: int = setting(4096, gt=0)  # the API's and the worker's RSS together
+    memory_hard_limit_mb: int = setting(0, ge=0)  # the worker's RSS; 0 = 1.25 x memory_limit_mb
+    min_available_mb: int = setting(512, ge=0)  # system memory left for the rest of the Pi
     max_queue: int = setting(16, gt=0)
     cpu_threads: int = setting(0, ge=0)  # 0 = ONNX Runtime picks (at most 4)
 
@@ -199,6 +203,23 @@ class HailoConfig:
     read_timeout_s: float = setting(30.0, gt=0)  # longest wait for one token (or CLIP batch) from the device
 
 
+@dataclass(frozen=True)
+class ThermalConfig:
+    """Temperature levels and what the warning level trims; see docs/ARCHITECTURE.md."""
+
+    poll_s: float = setting(5.0, gt=0)
+    soc_temp_file: str = "/sys/class/thermal/thermal_zone0/temp"  # "" = not read
+    vcgencmd: str = "vcgencmd"  # "" = not run
+    soc_warning_c: float = setting(75.0, gt=0)
+    soc_critical_c: float = setting(82.0, gt=0)
+    hailo_warning_c: float = setting(85.0, gt=0)
+    hailo_critical_c: float = setting(95.0, gt=0)
+    hysteresis_c: float = setting(5.0, ge=0)
+    warning_max_tokens: int = setting(128, gt=0)
+    warning_clip_batch: int = setting(2, gt=0)
+    warning_pause_ms: float = setting(500.0, ge=0)
+
+
 POLICIES = ("share", "vision-first", "ollama-first", "exclusive")
 
 
@@ -234,6 +255,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     hailo: HailoConfig = field(default_factory=HailoConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    thermal: ThermalConfig = field(default_factory=ThermalConfig)
     source: str = "<defaults>"  # the file it was read from
 
     def to_json(self) -> str:

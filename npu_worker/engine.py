@@ -34,12 +34,13 @@ from npu_worker.backend import (
     ReleaseScope,
 )
 from npu_worker.batching import WorkState, next_step
-from npu_worker.clip_work import ClipWork, EmbedJob, EmbedResult, take_batch
-from npu_worker.config import ClipConfig, SchedulerConfig
+from npu_worker.clip_work import ClipWork, EmbedJob, take_batch
+from npu_worker.config import Config
 from npu_worker.device_turn import DeviceTurn
 from npu_worker.generation import GenerateJob, Generation
 from npu_worker.logs import log_event
-from npu_worker.protocol import Error, Wire, WorkerState
+from npu_worker.protocol import Error, Limits, Wire, WorkerState
+from npu_worker.step_watch import StepWatch
 from npu_worker.text_cache import TextEmbeddingCache, cache_path
 
 log = logging.getLogger("npu_worker.engine")
@@ -77,16 +78,16 @@ class Engine:
         backend: Backend,
         emit: Emit,
         on_fatal: Callable[[str], None],
-        clip: ClipConfig,
-        scheduler: SchedulerConfig,
-        max_batch: int,
+        config: Config,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        clip, scheduler, max_batch = config.clip, config.scheduler, config.resources.max_batch_size
         self.backend = backend
         self.emit = emit
         self.on_fatal = on_fatal
         self.clip_config = clip
         self.clock = clock
+        self.watch = StepWatch(clock, config.inference.timeout_s, {Step.LOAD: config.worker.start_timeout_s})
         self.device = DeviceTurn(backend, scheduler.load_retry_initial_s, scheduler.load_retry_max_s, clock)
         self.clip_beside_ollama = scheduler.ollama_shares_device and bool(scheduler.ollama_url)
         self.models: list[ModelInfo] = []
@@ -98,6 +99,9 @@ class Engine:
         self.clip = ClipWork(backend, self.cache, max_batch, clock)
         self.max_batch = max(1, max_batch)
         self.batch_wait_s = clip.batch_wait_ms / 1000.0
+        self.text_cache_bytes = int(clip.text_cache_mb * 2**20)
+        self.generation_pause_s = 0.0  # the degradation ladder's pause between two generations
+        self._generation_ended = -math.inf
         self._generations: collections.deque[GenerateJob] = collections.deque()
         self._clip_jobs: list[EmbedJob] = []
         self._clip_batch_ended = -math.inf
@@ -136,6 +140,22 @@ class Engine:
         with self._wake:
             self.device.ask_release(scope, reason)
             self._wake.notify()
+
+    def apply_limits(self, limits: Limits) -> None:
+        """What the degradation ladder allows now: CLIP batch size, pause, text cache share."""
+        with self._wake:
+            self.max_batch = self.clip.max_batch = max(1, limits.max_batch)
+            self.generation_pause_s = limits.generation_pause_s
+            self.cache.resize(int(self.text_cache_bytes * limits.text_cache_share))
+            self._wake.notify()
+        share = limits.text_cache_share
+        log_event(
+            log,
+            "limits_applied",
+            max_batch=limits.max_batch,
+            pause_s=limits.generation_pause_s,
+            text_cache_share=share,
+        )
 
     def refusal(self, job: GenerateJob | EmbedJob) -> tuple[str, str] | None:
         """Why a job cannot be queued now (error code, message), or None when it can."""
@@ -233,7 +253,9 @@ class Engine:
             return False
         self.device.prepared()
         self._describe()
-        self._warm_cache()
+        clip = next((m for m in self.models if m.kind == "clip"), None)
+        if clip is not None and clip.embedding_dim is not None:
+            self.clip.warm(clip.id, clip.embedding_dim, self.cache_file, self.clip_config)
         return True
 
     def _decide(self) -> tuple[Step, float]:
@@ -266,7 +288,10 @@ class Engine:
         if decision.action == "clip":
             return Step.CLIP, 0.0
         if decision.action == "start":
-            return Step.START, 0.0
+            pause_left = self._generation_ended + self.generation_pause_s - now
+            if pause_left <= 0:
+                return Step.START, 0.0
+            due.append(pause_left)
         if decision.action == "token":
             return Step.TOKEN, 0.0
         if decision.action == "wait":
@@ -280,6 +305,10 @@ class Engine:
         return Step.WAIT, min(due, default=math.inf)
 
     def _carry_out(self, step: Step) -> None:
+        with self.watch.running(step):
+            self._do(step)
+
+    def _do(self, step: Step) -> None:
         if step == Step.RELEASE:
             self._release()
         elif step == Step.LOAD:
@@ -306,38 +335,26 @@ class Engine:
         active = self._active
         if active is not None and active.step():
             self._active = None
+            self._generation_ended = self.clock()
             with self._wake:
                 self._jobs.pop(active.job.rid, None)
 
     def _run_clip(self, batch: list[EmbedJob]) -> None:
-        """Answer each job the moment its embeddings are ready; a crash fails the rest, not the worker."""
-        unanswered = {job.rid: job for job in batch if not job.cancelled.is_set()}
+        """Answer each job the moment its embeddings are ready."""
         try:
-            for outcome in self.clip.run(list(unanswered.values())):
-                del unanswered[self._answer_clip(outcome)]
-        except Exception as exc:
-            log.exception("clip_batch_crashed")
-            for job in unanswered.values():
-                self._answer_clip((job, BackendError(f"the backend failed: {exc!r}")))
+            for job, answer in self.clip.serve(batch):
+                if isinstance(answer, BackendError):
+                    self.fail(job.rid, answer.code, answer.message, getattr(answer, "param", None))
+                    if isinstance(answer, DeviceFailedError):  # as for generations: the worker restarts
+                        self.on_fatal(answer.message)
+                else:
+                    self.figures.requests_finished += 1
+                    self.emit(answer)
+                with self._wake:
+                    self._jobs.pop(job.rid, None)
         finally:
             self._clip_batch_ended = self.clock()
             self._last_batch_images = sum(len(job.images) for job in batch) or self._last_batch_images
-
-    def _answer_clip(self, outcome: EmbedResult | tuple[EmbedJob, BackendError]) -> str:
-        """Send one job's embeddings or error; returns its request id."""
-        if isinstance(outcome, EmbedResult):
-            self.figures.requests_finished += 1
-            self.emit(outcome.answer)
-            rid = outcome.job.rid
-        else:
-            job, error = outcome
-            self.fail(job.rid, error.code, error.message, getattr(error, "param", None))
-            if isinstance(error, DeviceFailedError):  # as for generations: the worker must restart
-                self.on_fatal(error.message)
-            rid = job.rid
-        with self._wake:
-            self._jobs.pop(rid, None)
-        return rid
 
     def _load(self) -> None:
         try:
@@ -370,22 +387,6 @@ class Engine:
         self.models = self.backend.describe()
         self.details = self.backend.details()
         self.clip_placement = self.backend.clip_placement()
-
-    def _clip_model(self) -> ModelInfo | None:
-        return next((m for m in self.models if m.kind == "clip"), None)
-
-    def _warm_cache(self) -> None:
-        """Load the saved text embeddings, then compute the configured preload prompts."""
-        model = self._clip_model()
-        if model is None or model.embedding_dim is None:
-            return
-        if self.cache_file is not None:
-            self.cache.load(self.cache_file, model.embedding_dim)
-        prompts = list(self.clip_config.preload_prompts)
-        if prompts:
-            for templates in ((), self.clip_config.templates):
-                self.clip.text_embeddings(model.id, prompts, templates)
-            log_event(log, "prompts_preloaded", count=len(prompts))
 
     def _save_cache(self) -> None:
         self._last_save = self.clock()

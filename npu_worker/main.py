@@ -34,6 +34,7 @@ from npu_worker.protocol import (
     Error,
     Generate,
     Heartbeat,
+    Limits,
     Load,
     Ping,
     Pong,
@@ -44,6 +45,7 @@ from npu_worker.protocol import (
     StatsRequest,
     Status,
     Wire,
+    WorkerState,
 )
 
 log = logging.getLogger("npu_worker")
@@ -70,18 +72,20 @@ class WorkerProcess:
         self.results_endpoint = protocol.results_endpoint(runtime_dir)
         self._emit_local = threading.local()
         self.results_dropped = 0
-        self.engine = Engine(
-            create_backend(config),
-            self._emit,
-            self._fatal,
-            config.clip,
-            config.scheduler,
-            config.resources.max_batch_size,
-        )
+        self.engine = Engine(create_backend(config), self._emit, self._fatal, config)
         self.stopping = threading.Event()
         self.fatal_message: str | None = None
         self.api_seen = time.monotonic()
         self.parent_pid = os.getppid()
+        self.chip_celsius: float | None = None
+        self._thermometer = threading.Thread(target=self._read_chip, name="thermometer", daemon=True)
+
+    def _read_chip(self) -> None:
+        """The accelerator's temperature every thermal.poll_s, off the socket and compute threads (a
+        device call must never hold up a heartbeat or a token)."""
+        while not self.stopping.wait(self.config.thermal.poll_s):
+            if self.engine.state != WorkerState.STARTING:
+                self.chip_celsius = self.engine.backend.chip_temperature()
 
     # The engine thread sends through its own PUSH socket (zmq sockets are not thread-safe).
     def _emit(self, message: Wire) -> None:
@@ -122,7 +126,7 @@ class WorkerProcess:
                 details=engine.details,
                 clip_placement=engine.clip_placement,
                 retry_in_s=engine.device.retry_in_s(),
-                chip_temperature_c=None,
+                chip_temperature_c=self.chip_celsius,
             )
         )
         status = Status(
@@ -155,6 +159,15 @@ class WorkerProcess:
             clip_images_encoded=engine.clip.images_encoded,
         )
 
+    def _check_compute_alive(self) -> None:
+        """Heartbeats come from this thread; the compute thread answers for itself through its step's
+        age. Stuck past its bound (a device call that never returns), the worker exits and is
+        restarted: its requests end at once with 503 instead of waiting forever."""
+        stuck = self.engine.watch.stalled()
+        if stuck is not None and self.fatal_message is None:
+            log_event(log, "compute_stalled", logging.ERROR, detail=stuck)
+            self._fatal(f"the compute thread is stuck: {stuck}")
+
     def _check_api_alive(self) -> None:
         """The API pings while it lives; when it goes silent, its requests are orphans: drop them."""
         if time.monotonic() - self.api_seen > self.config.worker.heartbeat_timeout_s:
@@ -182,6 +195,8 @@ class WorkerProcess:
                 self.engine.request_load(reason)
             case Release(scope=scope, reason=reason):
                 self.engine.request_release(scope, reason)
+            case Limits():
+                self.engine.apply_limits(message)
             case _:
                 log_event(log, "unexpected_message", logging.WARNING, kind=message.KIND.value)
 
@@ -200,6 +215,7 @@ class WorkerProcess:
 
     def serve(self) -> int:
         self.engine.start()
+        self._thermometer.start()
         poller = zmq.Poller()
         poller.register(self.api, zmq.POLLIN)
         interval = self.config.worker.heartbeat_interval_s
@@ -207,6 +223,7 @@ class WorkerProcess:
         while not self.stopping.is_set():
             now = time.monotonic()
             if now >= next_beat:
+                self._check_compute_alive()
                 self._heartbeat()
                 self._check_api_alive()
                 if os.getppid() != self.parent_pid:

@@ -11,7 +11,7 @@ another protocol version fails loudly as a ProtocolError, never as a silent defa
 
 Sockets (ipc:// in a private runtime directory):
 - worker.sock: the API binds a ROUTER, the NPU worker connects a DEALER whose identity is its epoch.
-  API -> worker: Generate, Embed, Abort, Ping, StatsRequest, Load, Release.
+  API -> worker: Generate, Embed, Abort, Ping, StatsRequest, Load, Release, Limits.
   worker -> API: Heartbeat, Error (a request refused on arrival), Pong, Stats.
 - results.sock: the API binds a PULL, the worker's compute thread connects a PUSH and sends what it
   computes straight from there: Token*, Final, Embeddings, Error.
@@ -55,6 +55,7 @@ class Kind(StrEnum):
     STATS_REQUEST = "stats_request"
     LOAD = "load"
     RELEASE = "release"
+    LIMITS = "limits"
     # worker -> API
     HEARTBEAT = "heartbeat"
     TOKEN = "token"
@@ -104,6 +105,22 @@ class ServiceState(StrEnum):
     DRAINING = "draining"
 
 
+class Rung(StrEnum):
+    """The degradation ladder, from nothing lost to everything paused (docs/ARCHITECTURE.md)."""
+
+    NORMAL = "normal"
+    QUEUEING = "queueing"  # requests wait for hailo-vision's turn on the NPU
+    CPU_FALLBACK = "cpu_fallback"  # CLIP runs on the CPU while the NPU is not hailo-vision's
+    CAPPED = "capped"  # warm: shorter answers, smaller CLIP batches, a pause between generations
+    SHEDDING = "shedding"  # memory tight: caches shrunk, CPU fallback and new loads refused
+    CLIP_ONLY = "clip_only"  # memory critical: the VLM given back, generations refused
+    PAUSED = "paused"  # too hot: inference paused until it cools
+
+    @property
+    def severity(self) -> int:
+        return list(Rung).index(self)
+
+
 class NpuOwner(StrEnum):
     """Who holds the Hailo-10H now."""
 
@@ -123,6 +140,7 @@ ERROR_STATUS: dict[str, int] = {
     "model_loading": 503,
     "npu_busy": 503,
     "npu_released": 503,
+    "degraded": 503,
     "model_load_failed": 503,
     "device_failed": 503,
     "timeout": 504,
@@ -274,6 +292,17 @@ class Release(Wire):
 
 
 @dataclass(frozen=True)
+class Limits(Wire):
+    """What the degradation ladder allows the worker now: CLIP images per batch, a pause between two
+    generations, and the share of the text cache it may keep."""
+
+    KIND = Kind.LIMITS
+    max_batch: int
+    generation_pause_s: float
+    text_cache_share: float
+
+
+@dataclass(frozen=True)
 class Heartbeat(Wire):
     """The worker's state, every worker.heartbeat_interval_s and on every change."""
 
@@ -405,7 +434,8 @@ class Status(Wire):
     worker_ready: bool = False
     npu_owner: NpuOwner = NpuOwner.UNKNOWN
     npu_reason: str = ""
-    rung: str = ""
+    rung: Rung = Rung.NORMAL
+    rung_reason: str = ""
 
     @classmethod
     def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Status:
@@ -418,7 +448,7 @@ class Status(Wire):
 MESSAGES: dict[Kind, type[Wire]] = {
     cls.KIND: cls
     for cls in (
-        Generate, Embed, Abort, Ping, StatsRequest, Load, Release, Heartbeat, Token, Final,
+        Generate, Embed, Abort, Ping, StatsRequest, Load, Release, Limits, Heartbeat, Token, Final,
         Embeddings, Error, Pong, Stats, Status,
     )
 }  # fmt: skip

@@ -54,6 +54,16 @@ class TextEmbeddingCache:
         self.hits += 1
         return vector
 
+    def resize(self, max_bytes: int) -> None:
+        """A new bound (memory pressure shrinks it); the least recently used entries go first."""
+        self.max_bytes = max_bytes
+        self._evict()
+
+    def _evict(self) -> None:
+        while self.bytes > self.max_bytes and self._entries:
+            _, evicted = self._entries.popitem(last=False)
+            self.bytes -= evicted.nbytes
+
     def put(self, key: CacheKey, vector: np.ndarray) -> None:
         if vector.nbytes > self.max_bytes:
             return
@@ -64,9 +74,7 @@ class TextEmbeddingCache:
         self._entries[key] = stored
         self.bytes += stored.nbytes
         self.dirty = True
-        while self.bytes > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self.bytes -= evicted.nbytes
+        self._evict()
 
     def save_due_in(self, now: float, last_save: float) -> float | None:
         """Seconds until unsaved entries are due on disk (<= 0: now); None when nothing is unsaved."""

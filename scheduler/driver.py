@@ -28,7 +28,10 @@ from typing import Protocol
 from npu_worker.backend import Placement, ReleaseScope
 from npu_worker.config import Config
 from npu_worker.logs import log_event
-from npu_worker.protocol import NpuOwner, WorkerState
+from npu_worker.protocol import Heartbeat, Limits, NpuOwner, WorkerState
+from scheduler.conditions import Seen
+from scheduler.guard import Guard
+from scheduler.ladder import Ladder
 from scheduler.ollama import OllamaClient
 from scheduler.policy import (
     Action,
@@ -69,6 +72,8 @@ class DeviceControl(Protocol):
 
     async def send_release(self, scope: ReleaseScope, reason: str) -> None: ...
 
+    async def send_limits(self, limits: Limits) -> None: ...
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -86,6 +91,8 @@ class Snapshot:
     release_in_s: float | None
     ollama_url: str
     ollama: OllamaView | None  # None: no hailo-ollama configured
+    ladder: Ladder
+    seen: Seen | None  # the last sensor readings and levels (None before the first)
 
 
 def settings_from(config: Config, uses_device: bool) -> Settings:
@@ -117,19 +124,26 @@ class Scheduler:
         self.policy = TurnPolicy(settings_from(config, uses_device=config.backend == "hailo"), clock())
         self.worker: WorkerState | None = None
         self.clip_placement = Placement.NONE
+        self.guard = Guard(config, self._wake_up)
+        self._worker_detail = ""
+        self._limits_sent: Limits | None = None
         self._ollama_view = OllamaView()
         self._ollama_seen_at = -math.inf
         self._waiting: list[float] = []  # arrival times of vision work waiting for the device
         self._in_flight = 0
         self._last_use = -math.inf
         self._changed = asyncio.Condition()
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # (created before the guard may call _wake_up)
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle --------------------------------------------------------------------------------
 
+    def _wake_up(self) -> None:
+        self._wake.set()
+
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._run(), name="scheduler"))
+        self._tasks.append(asyncio.create_task(self.guard.run(), name="scheduler-guard"))
         if self.ollama is not None:
             self._tasks.append(asyncio.create_task(self._poll_ollama(), name="scheduler-ollama"))
 
@@ -144,12 +158,18 @@ class Scheduler:
 
     # --- inputs -----------------------------------------------------------------------------------
 
-    def worker_changed(self, state: WorkerState | None, clip_placement: Placement, uses_device: bool) -> None:
-        """A heartbeat (or the worker's loss, state None); the worker says which backend runs."""
-        settings = self.policy.settings
-        if settings.uses_device != uses_device:
-            self.policy.settings = dataclasses.replace(settings, uses_device=uses_device)
-        self.worker, self.clip_placement = state, clip_placement
+    def worker_changed(self, beat: Heartbeat | None) -> None:
+        """A heartbeat, or the worker's loss (None); the worker says which backend runs."""
+        self.guard.worker_beat(beat)
+        if beat is None:
+            self.worker, self.clip_placement = None, Placement.NONE
+            self._limits_sent = None  # a new worker starts with the configured limits
+        else:
+            uses_device = beat.backend == "hailo"
+            if self.policy.settings.uses_device != uses_device:
+                self.policy.settings = dataclasses.replace(self.policy.settings, uses_device=uses_device)
+            self.worker, self.clip_placement = beat.state, beat.clip_placement
+            self._worker_detail = beat.detail  # names the device's holders while it is busy
         # Every heartbeat is looked at: a state can come and go between two of them (a load found the
         # device busy and was released again), and the policy follows what it sees now.
         self._wake.set()
@@ -197,7 +217,38 @@ class Scheduler:
             self._last_use = self.clock()
             self._wake.set()
 
+    def ladder(self) -> Ladder:
+        waiting = bool(self._waiting) and not self.policy.may_dispatch(self.worker)
+        on_cpu = self.policy.settings.uses_device and self.clip_placement == Placement.CPU
+        return self.guard.ladder(waiting, on_cpu)
+
+    def max_tokens(self) -> int | None:
+        """The cap on answer length the current rung sets (None: no cap)."""
+        return self.ladder().allowance.max_tokens
+
+    def _refuse_by_rung(self, work: Work) -> None:
+        ladder = self.ladder()
+        allowance, why = ladder.allowance, "; ".join(ladder.reasons)
+        if not allowance.inference:
+            raise TurnRefused(
+                "degraded", f"inference is paused ({ladder.rung}): {why}", allowance.retry_after_s
+            )
+        if work == Work.GENERATE and not allowance.generations:
+            raise TurnRefused(
+                "degraded", f"only CLIP is served now ({ladder.rung}): {why}", allowance.retry_after_s
+            )
+        on_cpu = self.clip_placement == Placement.CPU and self.policy.settings.uses_device
+        if work == Work.CLIP and on_cpu and not allowance.cpu_fallback:
+            message = (
+                f"the CLIP CPU fallback is refused ({ladder.rung}: {why}) while the NPU is not hailo-vision's"
+            )
+            raise TurnRefused("degraded", message, allowance.retry_after_s)
+        refusal = self.guard.load_refusal()
+        if work == Work.GENERATE and refusal and not self.policy.may_dispatch(self.worker):
+            raise TurnRefused("degraded", refusal, allowance.retry_after_s)
+
     def _needs_device(self, work: Work) -> bool:
+        self._refuse_by_rung(work)
         if work == Work.GENERATE:
             return True
         if self.clip_placement != Placement.NONE:
@@ -232,7 +283,19 @@ class Scheduler:
         now = self.clock()
         oldest = min(self._waiting, default=now)
         vision = Demand(len(self._waiting), now - oldest, self._in_flight, self._last_use)
-        return Observation(now, self.worker, self._ollama_view, vision)
+        allowance = self.ladder().allowance
+        refusal = self.guard.load_refusal()
+        may_load = allowance.loads and not refusal
+        why = refusal or "; ".join(self.ladder().reasons)
+        return Observation(
+            now,
+            self.worker,
+            self._ollama_view,
+            vision,
+            may_load=may_load,
+            may_hold=allowance.generations,
+            refusal=why,
+        )
 
     async def _run(self) -> None:
         if self.ollama is not None:
@@ -245,6 +308,10 @@ class Scheduler:
             seen = self.observe()
             for action in self.policy.decide(seen):
                 await self._carry_out(action)
+            limits = self.guard.limits(self.ladder().allowance)
+            if self.worker is not None and limits != self._limits_sent:
+                await self.control.send_limits(limits)
+                self._limits_sent = limits
             async with self._changed:
                 self._changed.notify_all()
             due = self.policy.next_due(seen)
@@ -306,11 +373,13 @@ class Scheduler:
             reason=policy.reason,
             owner=policy.owner,
             owner_since_s=now - policy.owner_since,
-            owner_reason=policy.owner_reason,
+            owner_reason=self._worker_detail if policy.owner == NpuOwner.UNKNOWN else policy.owner_reason,
             waiting=len(self._waiting),
             in_flight=self._in_flight,
             figures=policy.figures,
             release_in_s=release_in,
             ollama_url=self.config.ollama_url,
             ollama=self._ollama_view if self.ollama is not None else None,
+            ladder=self.ladder(),
+            seen=self.guard.seen,
         )

@@ -115,6 +115,10 @@ class Observation:
     vision: Demand = field(default_factory=Demand)
     # hailo-ollama work that came through hailo-vision's door: waiting for its turn, or running there
     ollama_work: Demand = field(default_factory=Demand)
+    # The degradation ladder's word (scheduler/ladder.py): may the VLM be loaded, may it stay, and why not
+    may_load: bool = True
+    may_hold: bool = True
+    refusal: str = ""
 
 
 @dataclass
@@ -181,7 +185,7 @@ class TurnPolicy:
         if self.phase == Phase.LOADING and not want:  # nobody needs it any more: stop trying
             self._switch_started = None  # no switch happened
             self._enter(Phase.RELEASING, now, why)
-            return [Action(ActionKind.RELEASE, why, scope=self._scope())]
+            return [Action(ActionKind.RELEASE, why, scope=self._scope(seen))]
         if self.phase == Phase.LOADING and seen.worker == WorkerState.NPU_BUSY and want:
             model = self._ollama_model(seen.ollama)
             retry_unload = seen.ollama.holds_device and model and not self._unload_failed
@@ -199,13 +203,13 @@ class TurnPolicy:
             and not seen.vision.in_flight
         ):
             self.phase_since = now
-            return [Action(ActionKind.RELEASE, self.reason, scope=self._scope())]
+            return [Action(ActionKind.RELEASE, self.reason, scope=self._scope(seen))]
         if self.phase == Phase.HOLDING:
             release, why = self._should_release(seen)
             if release:
                 self._switch_started = now
                 self._enter(Phase.RELEASING, now, why)
-                return [Action(ActionKind.RELEASE, why, scope=self._scope())]
+                return [Action(ActionKind.RELEASE, why, scope=self._scope(seen))]
         return []
 
     def may_dispatch(self, worker: WorkerState | None) -> bool:
@@ -249,6 +253,8 @@ class TurnPolicy:
 
     def _want_device(self, seen: Observation) -> tuple[bool, str]:
         s, vision, now = self.settings, seen.vision, seen.now
+        if self.phase != Phase.HOLDING and not (seen.may_load and seen.may_hold):
+            return False, seen.refusal
         if s.policy == Policy.EXCLUSIVE:
             return True, "policy exclusive keeps the NPU"
         if self._admin_load:
@@ -293,7 +299,11 @@ class TurnPolicy:
 
     def _should_release(self, seen: Observation) -> tuple[bool, str]:
         s, vision, now = self.settings, seen.vision, seen.now
-        if s.policy == Policy.EXCLUSIVE or self._admin_load or vision.in_flight:
+        if vision.in_flight:
+            return False, ""
+        if not seen.may_hold:
+            return True, seen.refusal
+        if s.policy == Policy.EXCLUSIVE or self._admin_load:
             return False, ""
         if self._starving(seen.ollama_work) and not self._starving(vision):
             return True, "hailo-ollama work waited max_wait_s"
@@ -327,9 +337,11 @@ class TurnPolicy:
         s = self.settings
         return s.min_residency_s if s.policy == Policy.OLLAMA_FIRST else s.idle_release_s
 
-    def _scope(self) -> ReleaseScope:
+    def _scope(self, seen: Observation) -> ReleaseScope:
+        """The VLM alone when hailo-ollama shares the VDevice group, or when memory is what asks (CLIP,
+        small, stays served); else the whole device, so hailo-ollama can open its own."""
         shares_group = self.settings.uses_device and self.settings.ollama_shares_device
-        return ReleaseScope.VLM if shares_group else ReleaseScope.DEVICE
+        return ReleaseScope.VLM if shares_group or not seen.may_hold else ReleaseScope.DEVICE
 
     def _take(self, seen: Observation, why: str) -> Action:
         now = seen.now

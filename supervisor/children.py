@@ -63,6 +63,7 @@ class Child:
         self.last_exit: int | None = None
         self.restart_at: float | None = None
         self.kill_sent = False
+        self.stop_reason = ""  # why the supervisor stopped this process, for the logs
 
     @property
     def running(self) -> bool:
@@ -89,6 +90,7 @@ class Child:
         self.status = None
         self.restart_at = None
         self.kill_sent = False
+        self.stop_reason = ""
         return self.process.pid
 
     def record_status(self, status: Status, now: float) -> bool:

@@ -135,7 +135,7 @@ def import_hailort() -> tuple[Finding, ModuleType | None, ModuleType | None]:
     try:
         genai = importlib.import_module("hailo_platform.genai")
     except ImportError as exc:
-        fix = "upgrade HailoRT to 5.1 or later (`sudo apt install hailo-h10-all`)"
+        fix = "upgrade HailoRT to 5.0.1 or later (`sudo apt install hailo-h10-all`)"
         return Finding("FAIL", "hailort", f"HailoRT {version} has no GenAI API ({exc})", fix), platform, None
     features = detect_features(platform, genai)
     location = Path(platform.__file__ or ".").parent
@@ -181,9 +181,8 @@ def check_firmware(platform: ModuleType, holders: tuple[Holder, ...]) -> Finding
             device.release()
     except Exception as exc:  # any failure here is a finding, never a crash of the doctor
         return Finding("WARN", "firmware", f"cannot identify the device ({exc})", INSTALL_FIX)
-    return Finding(
-        "OK", "firmware", f"{info.device_architecture} firmware {info.firmware_version} ({info.board_name})"
-    )
+    board = str(info.board_name).rstrip("\0")  # the device's fixed-size field, NUL-padded
+    return Finding("OK", "firmware", f"{info.device_architecture} firmware {info.firmware_version} ({board})")
 
 
 def _hef_finding(path: Path, topic: str, platform: ModuleType | None) -> Finding:

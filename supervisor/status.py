@@ -8,7 +8,7 @@ counts are the larger of the two children's reports (whichever of them holds the
 
 from __future__ import annotations
 
-from npu_worker.protocol import ApiState, Role, WorkerState
+from npu_worker.protocol import ApiState, Role, Rung, WorkerState
 from supervisor.children import Child, describe_exit
 
 
@@ -39,7 +39,9 @@ def status_line(api: Child, worker: Child, now: float, heartbeat_timeout_s: floa
         in_flight = max(r.in_flight for r in reports)
         queued = max(r.queued for r in reports)
         npu = f"; NPU: {view.npu_owner} ({view.npu_reason})" if view.npu_reason else ""
-        return f"ready, {in_flight} in flight, {queued} queued{npu}"
+        rung = f"; {view.rung}: {view.rung_reason}" if view.rung != Rung.NORMAL else ""
+        state = "degraded" if view.rung.severity >= Rung.CPU_FALLBACK.severity else "ready"
+        return f"{state}, {in_flight} in flight, {queued} queued{npu}{rung}"
     if worker.healthy:
         return f"starting {Role.API}"
     return "starting"

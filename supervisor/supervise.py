@@ -38,6 +38,7 @@ from npu_worker.config import Config
 from npu_worker.logs import log_event
 from npu_worker.protocol import Role, Status, WorkerState
 from supervisor.children import Child, describe_exit, exit_fields
+from supervisor.memory_watch import MemoryWatch, hard_limit_mb
 from supervisor.notify import Notifier
 from supervisor.restarts import RestartPolicy, RestartTracker
 from supervisor.runtime import RuntimeDir
@@ -91,6 +92,7 @@ class Supervisor:
         self.stop_deadline = 0.0
         self.started_at = 0.0
         self._signals: list[int] = []
+        self.memory = MemoryWatch(hard_limit_mb(config.resources))
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -127,6 +129,7 @@ class Supervisor:
         self._handle_signals(now)
         if control in events:
             self._receive(control, now)
+        self._check_memory(now)
         self._reap(now)
         self._restart_due(now)
         self._advance_stop(now)
@@ -182,6 +185,21 @@ class Supervisor:
                 log, "child_state", role=child.role, pid=child.pid, state=status.state, detail=status.detail
             )
 
+    def _check_memory(self, now: float) -> None:
+        worker = self.children[Role.WORKER]
+        if self.stop_phase != StopPhase.RUNNING or not worker.running or worker.stop_reason:
+            return
+        rss_mb = self.memory.check(now, worker.pid)
+        if rss_mb is not None:
+            reason = (
+                f"memory: {rss_mb:.0f} MiB resident, over the hard limit of {self.memory.limit_mb:.0f} MiB"
+            )
+            log_event(
+                log, "memory_limit_exceeded", logging.ERROR, role=worker.role, pid=worker.pid, reason=reason
+            )
+            worker.stop_reason = reason
+            worker.terminate()
+
     def _reap(self, now: float) -> None:
         for child in self.children.values():
             pid, uptime = child.pid, now - child.started_at
@@ -189,6 +207,8 @@ class Supervisor:
             if returncode is None:
                 continue
             fields = exit_fields(returncode)
+            if child.stop_reason:
+                fields["reason"] = child.stop_reason
             log_event(log, "child_exited", role=child.role, pid=pid, uptime_s=round(uptime, 3), **fields)
             if self.stop_phase == StopPhase.RUNNING:
                 self._schedule_restart(child, now, uptime)

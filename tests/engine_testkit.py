@@ -23,7 +23,7 @@ from npu_worker.backend import (
     SamplingParams,
     Token,
 )
-from npu_worker.config import ClipConfig, SchedulerConfig
+from npu_worker.config import Config, ResourcesConfig, SchedulerConfig
 from npu_worker.engine import Engine
 from npu_worker.protocol import Wire
 
@@ -81,6 +81,9 @@ class ScriptedBackend:
     def details(self) -> dict[str, Any]:
         return {}
 
+    def chip_temperature(self) -> float | None:
+        return None
+
     def clip_placement(self) -> Placement:
         return Placement.NPU if self.loaded else Placement.CPU if self.cpu_clip else Placement.NONE
 
@@ -116,7 +119,10 @@ def make_engine(backend: ScriptedBackend, clock: Clock, max_batch: int = 4) -> t
     """An engine on `backend`, prepared; what it emits is collected in the returned list."""
     sent: list[Wire] = []
     fatal: list[str] = []
-    scheduler = SchedulerConfig(load_retry_initial_s=1.0, load_retry_max_s=4.0)
-    engine = Engine(backend, sent.append, fatal.append, ClipConfig(), scheduler, max_batch, clock)
+    config = Config(
+        scheduler=SchedulerConfig(load_retry_initial_s=1.0, load_retry_max_s=4.0),
+        resources=ResourcesConfig(max_batch_size=max_batch),
+    )
+    engine = Engine(backend, sent.append, fatal.append, config, clock)
     assert engine.prepare()
     return engine, sent

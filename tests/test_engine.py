@@ -7,13 +7,14 @@ see exactly when the engine loads, retries, releases and serves, without threads
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from engine_testkit import Clock, ScriptedBackend, make_engine
 
 from npu_worker.backend import Message, Placement, ReleaseScope, SamplingParams, TextPart
 from npu_worker.clip_work import EmbedJob
 from npu_worker.engine import Step
 from npu_worker.generation import GenerateJob
-from npu_worker.protocol import Embeddings, Error, Final, Token, WorkerState
+from npu_worker.protocol import Embeddings, Error, Final, Limits, Token, WorkerState
 
 
 def generation(rid: str, timeout_s: float = 60.0) -> GenerateJob:
@@ -164,3 +165,29 @@ def test_an_aborted_generation_stops_at_the_next_token() -> None:
     assert len([m for m in sent if isinstance(m, Token)]) == 2
     assert not [m for m in sent if isinstance(m, Final)]
     assert engine.figures.requests_cancelled == 1
+
+
+def test_the_ladders_limits_pause_between_generations_and_shrink_clip_batches() -> None:
+    clock = Clock()
+    backend = ScriptedBackend(clock, tokens=1)
+    engine, sent = make_engine(backend, clock, max_batch=4)
+    engine.request_load("vision")
+    engine.step()
+    engine.apply_limits(Limits(max_batch=2, generation_pause_s=0.5, text_cache_share=0.25))
+    engine.submit(generation("g1"))
+    engine.submit(generation("g2"))
+    assert [engine.step()[0] for _ in range(2)] == [Step.START, Step.TOKEN]  # g1 runs and ends
+    step, wait_s = engine.step()
+    assert step == Step.WAIT and wait_s == pytest.approx(0.5)  # g2 waits out the pause
+    clock.advance(0.5)
+    assert engine.step()[0] == Step.START
+    for rid in ("c1", "c2", "c3"):
+        engine.submit(clip_job(rid))
+    while engine.step()[0] != Step.WAIT:
+        pass
+    clock.advance(0.01)  # the third image waited clip.batch_wait_ms for company, then runs alone
+    while engine.step()[0] != Step.WAIT:
+        pass
+    assert [c for c in backend.calls if c.startswith("images")] == ["images:npu:2", "images:npu:1"]
+    assert engine.cache.max_bytes == int(engine.text_cache_bytes * 0.25)
+    assert {m.rid for m in sent if isinstance(m, Final)} == {"g1", "g2"}

@@ -113,6 +113,23 @@ def test_both_output_modes_agree_and_a_float_hef_is_not_dequantised_twice(
     np.testing.assert_allclose(results[0], results[2], atol=1e-5)
 
 
+def test_a_16_bit_clip_hef_is_read_as_uint16_and_dequantised_here(
+    hailo_env: HailoEnv, demo_vlm_hef: Path, tmp_path: Path, reference: ClipRunner
+) -> None:
+    wide = make_clip_hef(tmp_path, DEMO_CLIP_DIR, bits=16)
+    backend = HailoBackend(config(demo_vlm_hef, wide, clip_output="dequantize"))
+    backend.load()
+    try:
+        assert backend.clip_images is not None
+        assert backend.clip_images.output_dtype == np.uint16 and backend.clip_images.quantised
+        images = pictures(3, seed=2)
+        embeddings = backend.embed_images("clip-demo", images)
+    finally:
+        backend.unload()
+    cosines = np.sum(embeddings * reference.embed_images(images), axis=1)
+    assert np.all(cosines > 0.99999), cosines  # 16-bit codes: far finer than uint8's
+
+
 def test_describe_and_details_name_the_devices_models(loaded: HailoBackend) -> None:
     vlm, clip = loaded.describe()
     assert (vlm.id, vlm.kind, vlm.backend, vlm.context_length) == ("qwen2-vl-demo", "vlm", "hailort", 2048)

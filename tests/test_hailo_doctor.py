@@ -193,6 +193,8 @@ def test_hailort_release_and_features_are_reported(tmp_path: Path, version: str,
                              "get_context_usage_size, save_context")  # fmt: skip
     if version == "5.0.1":
         assert line.endswith("features: ")
+    if version == "5.0.0":  # GenAI came with 5.0.1
+        assert "fix: upgrade HailoRT to 5.0.1 or later" in result.stdout
 
 
 def test_double_hefs_are_parsed_by_hailorts_parser(tmp_path: Path) -> None:
@@ -219,6 +221,7 @@ def test_the_firmware_is_queried_only_while_nobody_else_holds_the_device(tmp_pat
     free = doctor(tmp_path, {"backend": "hailo"}, "--device", str(node), **double)
     (line,) = lines(free, "OK", "firmware")
     assert "HAILO10H firmware 5.2.0" in line
+    assert line.endswith("(Hailo-10H)")  # the board name without the NUL bytes that pad it
     holder = hold_open(node, "python-holder", tmp_path)
     try:
         held = doctor(tmp_path, {"backend": "hailo"}, "--device", str(node), **double)

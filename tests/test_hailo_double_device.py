@@ -66,7 +66,8 @@ def test_one_kv_cache_per_device_and_the_device_outlives_its_vdevice(
     first = VLM(vdevice, str(demo_vlm_hef))
     with pytest.raises(HailoRTStatusException) as raised:
         LLM(vdevice, str(make_llm_hef(hailo_env.state_dir, DEMO_VLM_DIR)))
-    assert raised.value.args == ("6",)  # raw status: the real LLM/VLM constructors are not wrapped
+    # raw status (the real constructors are not wrapped): 5.2.0's server drops the session, see README
+    assert raised.value.args == ("62",)
     vdevice.release()
     with pytest.raises(HailoRTException, match="error: 74"):
         VDevice()  # the VLM keeps the released VDevice's device
@@ -90,7 +91,7 @@ def test_another_process_holding_the_device_blocks_until_it_stops_or_dies(
         assert vlm.max_context_capacity() == 2048
     with HeldDevice(group="SHARED", kv_cache=True, env=hailo_env.subprocess_env()) as holder:
         vdevice = VDevice(shared_params())
-        with pytest.raises(HailoRTStatusException, match=r"^6$"):
+        with pytest.raises(HailoRTStatusException, match=r"^62$"):  # the KV cache: session dropped
             VLM(vdevice, str(demo_vlm_hef))
         holder.kill()
         with VLM(vdevice, str(demo_vlm_hef)) as vlm:

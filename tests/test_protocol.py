@@ -19,6 +19,7 @@ from npu_worker.protocol import (
     Generate,
     Heartbeat,
     Kind,
+    Limits,
     Load,
     NpuOwner,
     Ping,
@@ -28,6 +29,7 @@ from npu_worker.protocol import (
     Release,
     ReleaseScope,
     Role,
+    Rung,
     Stats,
     StatsRequest,
     Status,
@@ -53,6 +55,7 @@ SAMPLES: list[Wire] = [
     StatsRequest(5),
     Load("a vision request is queued"),
     Release(ReleaseScope.DEVICE, "idle for 120 s"),
+    Limits(2, 0.5, 0.25),
     Heartbeat(
         state=WorkerState.NPU_BUSY,
         detail="held by pid 812 (hailo-ollama)",
@@ -73,7 +76,7 @@ SAMPLES: list[Wire] = [
     Error("r1", "npu_busy", "the NPU is busy", None),
     Pong(4),
     Stats(5, 9.7, 100, 3, 1, 0, 0, 10, 2, 12, 3072, 4, 9),
-    Status(Role.API, 10, ApiState.LISTENING, "", 1, 0, "vlm", True, NpuOwner.HAILO_OLLAMA, "normal"),
+    Status(Role.API, 10, ApiState.LISTENING, "", 1, 0, "v", True, NpuOwner.HAILO_OLLAMA, "q", Rung.CAPPED),
     Status(Role.WORKER, 11, WorkerState.RELEASED, "idle", 0, 0, "vlm"),
 ]  # fmt: skip
 
@@ -103,11 +106,13 @@ def test_each_message_round_trips_as_its_own_class(message: Wire) -> None:
 
 
 def test_enums_come_back_as_enums() -> None:
-    beat = protocol.decode(protocol.encode(SAMPLES[7], "e")).message
+    beat = protocol.decode(protocol.encode(next(m for m in SAMPLES if isinstance(m, Heartbeat)), "e")).message
     assert isinstance(beat, Heartbeat)
     assert beat.state is WorkerState.NPU_BUSY and beat.clip_placement is Placement.CPU
     status = protocol.decode(protocol.encode(SAMPLES[-1], "e")).message
     assert isinstance(status, Status) and status.state is WorkerState.RELEASED and status.role is Role.WORKER
+    api = protocol.decode(protocol.encode(SAMPLES[-2], "e")).message
+    assert isinstance(api, Status) and api.rung is Rung.CAPPED and api.state is ApiState.LISTENING
 
 
 def _frames(kind: str, fields: dict[str, object], version: int = protocol.PROTOCOL_VERSION) -> list[bytes]:

@@ -342,3 +342,18 @@ def test_with_hailo_ollama_demand_visible_a_persistent_vlm_stays_until_it_is_wan
     world.wait(120)
     seen = dataclasses.replace(world.seen(), ollama_work=Demand(last_use=answered))
     assert [a.kind for a in world.policy.decide(seen)] == [ActionKind.UNLOAD_OLLAMA]  # kept warm again
+
+
+def test_memory_critical_gives_the_vlm_back_after_its_running_work_and_keeps_it_off() -> None:
+    world = World(ollama=ABSENT)
+    world.load()
+    world.vision = Demand(in_flight=1, last_use=world.now)
+    critical = {"may_load": False, "may_hold": False, "refusal": "memory critical"}
+    assert world.policy.decide(dataclasses.replace(world.seen(), **critical)) == []  # it finishes first
+    world.vision = Demand(last_use=world.now)
+    (release,) = world.policy.decide(dataclasses.replace(world.seen(), **critical))
+    assert release.scope == ReleaseScope.VLM and release.reason == "memory critical"  # CLIP stays
+    world.worker = WorkerState.RELEASED
+    world.request()
+    assert world.policy.decide(dataclasses.replace(world.seen(), **critical)) == []
+    assert world.policy.decide(world.seen())[0].kind == ActionKind.LOAD  # memory back: loaded again

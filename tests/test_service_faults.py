@@ -127,9 +127,9 @@ def test_full_queue_answers_503_with_retry_after(fault_service: Service) -> None
                 pass
 
     threads = [threading.Thread(target=stream_long) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.3)
+    for admitted, thread in enumerate(threads, start=1):
+        thread.start()  # the API counts it in flight in the step that admits it to the queue
+        wait_until(lambda n=admitted: fault_service.http.get("/health").json()["in_flight"] >= n)
     rejected = fault_service.http.post("/v1/chat/completions", json=_long_request(4))
     for thread in threads:
         thread.join()

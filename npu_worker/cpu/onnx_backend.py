@@ -78,6 +78,9 @@ class OnnxBackend:
     def clip_placement(self) -> Placement:
         return Placement.CPU if self.clip is not None else Placement.NONE
 
+    def chip_temperature(self) -> float | None:
+        return None  # the CPU's is the SoC's, which the API reads from sysfs
+
     def details(self) -> dict[str, Any]:
         return {"onnxruntime": ort.__version__, "providers": ["CPUExecutionProvider"]}
 

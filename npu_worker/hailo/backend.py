@@ -31,9 +31,12 @@ from npu_worker.backend import (
 from npu_worker.config import Config
 from npu_worker.cpu.clip_runner import CAPABILITIES as CLIP_CAPABILITIES
 from npu_worker.cpu.clip_runner import ClipRunner
+from npu_worker.hailo.chip import ChipThermometer
 from npu_worker.hailo.clip import HailoClipImageEncoder
-from npu_worker.hailo.device import HailoModules, import_hailo, open_vdevice
+from npu_worker.hailo.device import open_vdevice, release_quietly
 from npu_worker.hailo.features import HailoFeatures, detect_features
+from npu_worker.hailo.load_failures import LoadFailures
+from npu_worker.hailo.runtime import HailoModules, import_hailo
 from npu_worker.hailo.vlm import BACKEND_NAME, HailoVLM
 from npu_worker.logs import log_event
 from npu_worker.warmup import warm_up
@@ -65,6 +68,7 @@ class HailoBackend:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.failures = LoadFailures()  # kept across load attempts: it times uncertain "busy" readings
         self.hailo: HailoModules | None = None
         self.features: HailoFeatures | None = None
         self.vlm_hef = self.clip_hef = Path()
@@ -74,10 +78,12 @@ class HailoBackend:
         self.clip_images: HailoClipImageEncoder | None = None
         self.clip_text: ClipRunner | None = None  # CPU: text encoder, and image encoder when a fallback
         self.clip_info: ModelInfo | None = None
+        self.thermometer: ChipThermometer | None = None
 
     def prepare(self) -> None:
         """HailoRT, the HEF paths and the CPU side of CLIP: everything that can fail without the device."""
         hailo = self.hailo = import_hailo()
+        self.thermometer = ChipThermometer(hailo.platform)
         self.features = detect_features(hailo.platform, hailo.genai)
         log_event(
             log, "hailort_detected", version=self.features.version, features=",".join(self.features.names)
@@ -119,11 +125,18 @@ class HailoBackend:
         assert hailo is not None and features is not None
         model, settings = self.config.model, self.config.hailo
         if self.vdevice is None:
-            self.vdevice = open_vdevice(hailo, settings.group_id)
+            self.vdevice = open_vdevice(hailo, settings.group_id, self.failures)
         try:
             if vlm and self.vlm is None:
                 self.vlm = HailoVLM(
-                    hailo, self.vdevice, self.vlm_hef, model.name, features, settings, model.context_length
+                    hailo,
+                    self.vdevice,
+                    self.vlm_hef,
+                    model.name,
+                    features,
+                    settings,
+                    self.failures,
+                    model.context_length,
                 )
                 self.vlm_info = self.vlm.info
                 if model.warmup:
@@ -133,6 +146,7 @@ class HailoBackend:
         except BaseException:
             self.release(ReleaseScope.DEVICE)
             raise
+        self.failures.loaded()
 
     def _load_clip(self, hailo: HailoModules, text: ClipRunner) -> None:
         self.clip_images = HailoClipImageEncoder(
@@ -144,6 +158,7 @@ class HailoBackend:
             self.config.resources.max_batch_size,
             float_output=self.config.hailo.clip_output == "float32",
             timeout_s=self.config.hailo.read_timeout_s,
+            failures=self.failures,
         )
 
     def release(self, scope: ReleaseScope) -> None:
@@ -156,8 +171,8 @@ class HailoBackend:
             if self.clip_images is not None:
                 self.clip_images.release()
                 self.clip_images = None
-            if self.vdevice is not None:
-                self.vdevice.release()
+            if self.vdevice is not None and self.hailo is not None:
+                release_quietly(self.hailo, "VDevice", self.vdevice.release)
                 self.vdevice = None
 
     def unload(self) -> None:
@@ -166,6 +181,9 @@ class HailoBackend:
 
     def describe(self) -> list[ModelInfo]:
         return [self.vlm_info, *([self.clip_info] if self.clip_info is not None else [])]
+
+    def chip_temperature(self) -> float | None:
+        return self.thermometer.celsius() if self.thermometer is not None else None
 
     def clip_placement(self) -> Placement:
         if self.clip_images is not None:

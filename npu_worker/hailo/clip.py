@@ -19,7 +19,10 @@ import numpy as np
 from npu_worker.backend import ModelLoadError
 from npu_worker.cpu.clip_image import ClipImageConfig, resize_uint8
 from npu_worker.cpu.clip_runner import l2_normalise
-from npu_worker.hailo.device import HailoModules, load_errors, work_errors
+from npu_worker.hailo.device import work_errors
+from npu_worker.hailo.failures import Call
+from npu_worker.hailo.load_failures import LoadFailures, LoadSite
+from npu_worker.hailo.runtime import HailoModules
 from npu_worker.images import as_rgb_array
 
 
@@ -44,6 +47,7 @@ class HailoClipImageEncoder:
         batch_size: int,
         float_output: bool,
         timeout_s: float,
+        failures: LoadFailures,
     ) -> None:
         self.hailo = hailo
         self.hef = hef
@@ -51,7 +55,7 @@ class HailoClipImageEncoder:
         self.embedding_dim = embedding_dim
         self.batch_size = batch_size
         self.timeout_ms = int(timeout_s * 1000)
-        with load_errors(hailo, hef, "CLIP image encoder"):
+        with failures.guard(hailo, LoadSite(Call.CLIP_LOAD, "CLIP image encoder", hef)):
             self.model = vdevice.create_infer_model(str(hef))
             self.model.set_batch_size(batch_size)
             self._check_streams()

@@ -1,4 +1,4 @@
-"""Which HailoRT release is installed and which optional parts of its GenAI API it has (5.0 to 5.3).
+"""Which HailoRT release is installed and which optional parts of its GenAI API it has (5.0 and later).
 
 Detected from hailo_platform.__version__ and from the signatures and methods of the classes, never by
 trying a call and catching its failure: a failed device call costs seconds and can leave state behind.
@@ -7,6 +7,8 @@ Known differences (from HailoRT's Python sources):
 - 5.1.0 adds `optimize_memory_on_device` to VLM.__init__ (host-side tokenization);
 - 5.1.1 adds max_context_capacity(), get_context_usage_size(), save_context()/load_context();
 - 5.2.0 adds the `videos` argument of VLM.generate().
+Read from the v5.0.1-v5.2.0 tags of hailo-ai/hailort; 5.3.0's sources were not available, so its
+additions are unknown: detection by signature reports whatever of the above it has.
 """
 
 from __future__ import annotations

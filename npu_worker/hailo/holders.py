@@ -1,8 +1,11 @@
 """The Hailo device nodes, and which processes hold them open (found by scanning /proc/<pid>/fd).
 
 Used to say who is in the way when the device is busy (in the worker's npu_busy detail and in
-`hailo-vision doctor`). Processes of other users cannot be inspected without root; they are counted.
-The Hailo-10H node is /dev/hailo0; newer hailo1x_pci drivers were seen naming it /dev/h1x-0.
+`hailo-vision doctor`), and to tell a busy device from a failure when HailoRT's status could mean
+either (load_failures.py). Processes of other users cannot be inspected without root; they are
+counted. The Hailo-10H node is /dev/hailo0; newer hailo1x_pci drivers were seen naming it /dev/h1x-0.
+$HAILO_VISION_DEVICE_DIR moves the directory searched (default /dev): tests point it at the HailoRT
+double's simulated device node.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-DEVICE_DIR = Path("/dev")
+from npu_worker.config import DEVICE_DIR_ENV
+
 NODE_PATTERNS = ("hailo[0-9]*", "h1x-[0-9]*")
 
 
-def device_nodes(dev: Path = DEVICE_DIR) -> list[Path]:
+def device_nodes() -> list[Path]:
     """Every Hailo device node present, /dev/hailo0 first."""
+    dev = Path(os.environ.get(DEVICE_DIR_ENV) or "/dev")
     return sorted({p for pattern in NODE_PATTERNS for p in dev.glob(pattern)})
 
 
@@ -55,7 +60,7 @@ def scan_holders(
     devices: Sequence[Path] | None = None, proc: Path = Path("/proc"), exclude_self: bool = True
 ) -> HolderScan:
     """Every process with one of `devices` (default: all Hailo nodes) open, except this one."""
-    targets = frozenset(str(d) for d in (device_nodes() if devices is None else devices))
+    targets = frozenset(os.path.realpath(d) for d in (device_nodes() if devices is None else devices))
     holders: list[Holder] = []
     unreadable = 0
     for entry in proc.iterdir():

@@ -33,8 +33,11 @@ from npu_worker.backend import (
 )
 from npu_worker.chat_template import ChatTemplate, template_messages, validate_messages
 from npu_worker.config import HailoConfig
-from npu_worker.hailo.device import HailoModules, load_errors, work_errors
+from npu_worker.hailo.device import described, release_quietly, work_errors
+from npu_worker.hailo.failures import Call
 from npu_worker.hailo.features import HailoFeatures
+from npu_worker.hailo.load_failures import LoadFailures, LoadSite
+from npu_worker.hailo.runtime import HailoModules
 from npu_worker.hailo.sampling import check_supported, generate_kwargs
 from npu_worker.stop_strings import StopStringFilter
 
@@ -67,6 +70,7 @@ class HailoVLM:
         model_id: str,
         features: HailoFeatures,
         settings: HailoConfig,
+        failures: LoadFailures,
         context_limit: int = 0,
     ) -> None:
         self.hailo = hailo
@@ -77,10 +81,11 @@ class HailoVLM:
             kwargs["optimize_memory_on_device"] = settings.optimize_memory_on_device
         elif settings.optimize_memory_on_device:
             log.warning("hailo.optimize_memory_on_device ignored: HailoRT %s lacks it", features.version)
-        with load_errors(hailo, hef, "VLM", genai_model=True):
+        optimize = bool(kwargs.get("optimize_memory_on_device"))
+        with failures.guard(hailo, LoadSite(Call.GENAI_CREATE, "VLM", hef), optimize):
             self.vlm = hailo.genai.VLM(vdevice, str(hef), **kwargs)
         try:
-            with load_errors(hailo, hef, "VLM"):
+            with failures.guard(hailo, LoadSite(Call.GENAI_QUERY, "VLM", hef)):
                 height, width, channels = (int(d) for d in self.vlm.input_frame_shape())
                 self.frame_dtype = np.dtype(self.vlm.input_frame_format_type())
                 template = self.vlm.prompt_template()
@@ -118,7 +123,7 @@ class HailoVLM:
     def release(self) -> None:
         vlm, self.vlm = getattr(self, "vlm", None), None
         if vlm is not None:
-            vlm.release()
+            release_quietly(self.hailo, "VLM", vlm.release)
 
     def frame(self, pixels: np.ndarray) -> np.ndarray:
         """An RGB uint8 image as the device's frame: squashed to its shape, its dtype, C-contiguous."""
@@ -181,8 +186,8 @@ class HailoVLM:
                 except GeneratorExit:
                     closing = True
                     raise
-        except self.hailo.exception as exc:
-            self.failure = f"the Hailo device failed to release a generation: {exc}"
+        except self.hailo.errors as exc:  # raw native on every release: the completion's release is unwrapped
+            self.failure = f"the Hailo device failed to release a generation: {described(self.hailo, exc)}"
             if closing:
                 log.error("%s", self.failure)
                 return

@@ -17,6 +17,8 @@ from hailo_double_tools import settings  # noqa: E402
 from hailo_double_tools.hef_files import make_clip_hef, make_vlm_hef  # noqa: E402
 from hailo_double_tools.journal import read_journal  # noqa: E402
 
+from npu_worker.config import DEVICE_DIR_ENV  # noqa: E402
+
 TEST_WAIT_S = "0.3"
 
 
@@ -30,7 +32,7 @@ class HailoEnv:
 
     def subprocess_env(self, **extra: str) -> dict[str, str]:
         """Environment for a child process that should see this same device and journal."""
-        return subprocess_env(**self.settings, **extra)
+        return subprocess_env(**{**self.settings, **extra})
 
     def journal_entries(self, event: str | None = None) -> list[dict[str, Any]]:
         """Journal entries written by every process using this device (optionally one event kind)."""
@@ -47,6 +49,7 @@ def hailo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hailo
         settings.WAIT_VAR: TEST_WAIT_S,
         settings.VERSION_VAR: settings.DEFAULT_VERSION,
     }
+    values[DEVICE_DIR_ENV] = str(tmp_path / "hailo-state" / "dev")  # the holder scan sees the double
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     yield HailoEnv(Path(values[settings.STATE_DIR_VAR]), Path(values[settings.JOURNAL_VAR]), values)

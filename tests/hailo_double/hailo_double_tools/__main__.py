@@ -12,6 +12,7 @@ from typing import Any
 
 def hold(args: argparse.Namespace) -> int:
     from hailo_platform import HailoRTException, VDevice
+    from hailo_platform.pyhailort._pyhailort import HailoRTStatusException
 
     held: list[Any] = []
     try:
@@ -26,8 +27,13 @@ def hold(args: argparse.Namespace) -> int:
         elif args.kv_cache:
             from hailo_double_tools.locks import KVCacheLease
 
-            held.append(KVCacheLease())
-    except (HailoRTException, TypeError) as exc:
+            lease = KVCacheLease.try_acquire()
+            if lease is None:
+                print("FAILED the KV cache is in use by another model", flush=True)
+                return 2
+            held.append(lease)
+    # Before 5.2.0 a model constructor's raw status exception is no HailoRTException (README).
+    except (HailoRTException, HailoRTStatusException, TypeError) as exc:
         print(f"FAILED {type(exc).__name__}: {exc}", flush=True)
         return 2
     print(f"READY {os.getpid()}", flush=True)

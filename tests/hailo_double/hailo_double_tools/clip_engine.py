@@ -3,7 +3,8 @@
 A real Hailo HEF folds the input normalisation into the network and quantises its output; the double
 normalises with the demo CLIP's own preprocessing (the product's to_pixel_values), runs
 onnx/vision_model.onnx on ONNX Runtime, L2-normalises (hailo-apps' CLIP image encoders output
-L2-normalised embeddings), and quantises to uint8 as q = clip(round(x / qp_scale + qp_zp), 0, 255).
+L2-normalised embeddings), and quantises to the HEF's output width (8 bits, the usual, or 16) as
+q = clip(round(x / qp_scale + qp_zp), 0, 2**bits - 1).
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ class ClipEncoder:
         return l2_normalise(embeds)
 
 
-def quantize(values: np.ndarray, qp_zp: float, qp_scale: float) -> np.ndarray:
-    """uint8 codes the device would output for float values (saturating, like the hardware)."""
-    return np.clip(np.rint(values / qp_scale + qp_zp), 0, 255).astype(np.uint8)
+def quantize(values: np.ndarray, qp_zp: float, qp_scale: float, bits: int = 8) -> np.ndarray:
+    """uint8 / uint16 codes the device would output for float values (saturating, like the hardware)."""
+    dtype = np.uint16 if bits == 16 else np.uint8
+    return np.clip(np.rint(values / qp_scale + qp_zp), 0, 2**bits - 1).astype(dtype)
 
 
 def dequantize(codes: np.ndarray, qp_zp: float, qp_scale: float) -> np.ndarray:
@@ -68,10 +70,10 @@ def calibration_frames(height: int, width: int) -> np.ndarray:
     return np.stack([*flats, gradient, *noise])
 
 
-def calibrate_scale(onnx_path: Path, preprocessor: Path, qp_zp: float) -> float:
-    """A qp_scale whose uint8 range around qp_zp covers the calibration outputs with a margin."""
+def calibrate_scale(onnx_path: Path, preprocessor: Path, qp_zp: float, bits: int = 8) -> float:
+    """A qp_scale whose code range around qp_zp covers the calibration outputs with a margin."""
     encoder = ClipEncoder(onnx_path, preprocessor)
     height, width = encoder.config.output_size
     peak = float(np.abs(encoder.embed(calibration_frames(height, width))).max()) * CALIBRATION_MARGIN
-    room = min(qp_zp, 255.0 - qp_zp)
+    room = min(qp_zp, 2.0**bits - 1 - qp_zp)
     return min(peak, 1.0) / room

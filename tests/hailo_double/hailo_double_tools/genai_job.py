@@ -29,7 +29,7 @@ from hailo_double_tools.generator_params import HAILO_RANDOM_SEED, GeneratorPara
 from hailo_double_tools.native import (
     HAILO_INVALID_OPERATION,
     HAILO_TIMEOUT,
-    HailoRTStatusException,
+    STATUS_EXCEPTIONS,
     fail,
     log,
 )
@@ -68,7 +68,7 @@ class GenerationJob:
     def _run(self) -> None:
         try:
             self._decode(self.model.prefill(self.prompt, self.frames))
-        except HailoRTStatusException as exc:
+        except STATUS_EXCEPTIONS as exc:
             self.error = f"status {exc.args[0]}"
         except Exception as exc:  # a crash of the double itself must still end the generation
             self.error = repr(exc)

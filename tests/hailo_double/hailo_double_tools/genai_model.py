@@ -2,7 +2,8 @@
 
 Computes for real with the demo Qwen2-VL through the product's own pieces (Qwen2VLRunner for the
 weights, vision encoder and embeddings, KVDecoder, M-RoPE, the image grid rules), with the device's
-own rules on top (sources: HailoRT 5.2.0 vlm.cpp, minja_wrapper.cpp, llm_server.cpp, vlm_server.cpp):
+own rules on top (sources: HailoRT 5.2.0 vlm.cpp, minja_wrapper.cpp, llm_server.cpp, vlm_server.cpp;
+what may refuse a new model, per release, is in genai_admission.py):
 
 - the chat template (from the HEF) is applied on the host to JSON messages; on a fresh context the
   whole conversation is rendered, afterwards only the new messages (rendered after a placeholder turn
@@ -28,19 +29,19 @@ from typing import Any
 import jinja2
 import numpy as np
 from hailo_double_tools import journal
+from hailo_double_tools.genai_admission import admit_after_hef, admit_before_hef
 from hailo_double_tools.genai_context import DeviceContext
 from hailo_double_tools.genai_job import Completion, GenerationJob
 from hailo_double_tools.generator_params import GeneratorParams
 from hailo_double_tools.hef_files import VLM_KIND, load_hef
-from hailo_double_tools.locks import DeviceLease, KVCacheLease
+from hailo_double_tools.locks import DeviceLease
 from hailo_double_tools.native import (
     HAILO_INTERNAL_FAILURE,
     HAILO_INVALID_ARGUMENT,
     HAILO_INVALID_HEF,
     HAILO_INVALID_OPERATION,
-    HAILO_NOT_SUPPORTED,
+    STATUS_EXCEPTIONS,
     FormatOrder,
-    SchedulingAlgorithm,
     VDeviceParams,
     fail,
 )
@@ -62,11 +63,15 @@ class GenAIModel:
     def __init__(
         self, lease: DeviceLease, params: VDeviceParams, hef_path: str, kind: str, optimize_memory: bool
     ) -> None:
-        if params.scheduling_algorithm is SchedulingAlgorithm.NONE:
-            fail(HAILO_NOT_SUPPORTED, "Working without scheduler is not supported for GenAI")
-        self.hef = load_hef(hef_path, (kind,))
+        early = admit_before_hef(params, hef_path, kind, optimize_memory)
+        try:
+            self.hef = load_hef(hef_path, (kind,))
+        except STATUS_EXCEPTIONS:
+            if early is not None:
+                early.release()
+            raise
         self.kind = kind
-        self.kv_cache = KVCacheLease()
+        self.kv_cache = admit_after_hef(early, hef_path, kind, optimize_memory)
         try:
             self.runner = Qwen2VLRunner(self.hef["model_dir"], threads=onnx_threads())
             config = self.hef["hailo_config"]

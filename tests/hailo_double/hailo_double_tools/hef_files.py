@@ -11,12 +11,18 @@ output. make_*_hef write them; load_hef reads one and fails like the real librar
   library's answer to a wrong magic/version header);
 - a double HEF that is malformed, names missing model files, or is of the wrong kind for the call
   (a CLIP HEF given to VLM(...)): status 26 HAILO_INVALID_HEF.
+
+The device runs HailoRT's server on its own filesystem; a GenAI HEF "exists on the server" when that
+filesystem holds a file of the same path and hash (hailort_server/genai/utils.hpp v5.2.0:52-78,
+handle_check_hef_exists_request). The double keeps that filesystem under `<state dir>/server-fs`;
+put_hef_on_server copies a HEF there (on hardware: a HEF copied onto the device at the host's path).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,7 @@ from hailo_double_tools.native import (
     HAILO_OPEN_FILE_FAILURE,
     fail,
 )
+from hailo_double_tools.settings import state_dir
 
 VLM_KIND = "vlm"
 LLM_KIND = "llm"
@@ -141,22 +148,27 @@ def make_clip_hef(
     quantized: bool = True,
     name: str = "clip-demo-image-encoder.hef",
     qp_scale: float | None = None,
-    qp_zp: float = 128.0,
+    qp_zp: float | None = None,
+    bits: int = 8,
 ) -> Path:
     """Write a CLIP image-encoder double HEF for a CLIP export directory (the demo CLIP by default).
 
     Input: uint8 NHWC frames of the preprocessor's size (normalisation happens "inside the HEF").
-    Output: the L2-normalised image embedding, NC order. Quantised output (uint8, the real default)
-    uses qp_zp 128 and a qp_scale calibrated on synthetic images to cover the output range with
-    a 25 % margin, unless qp_scale is given. quantized=False makes FLOAT32 the default output.
+    Output: the L2-normalised image embedding, NC order. A quantised output is `bits` wide (8, the
+    usual, or 16: its default format is then UINT16) with qp_zp at mid-range (128 / 32768) and a
+    qp_scale calibrated on synthetic images to cover the output range with a 25 % margin, unless
+    given. quantized=False makes FLOAT32 the default output.
     """
     from hailo_double_tools.clip_engine import calibrate_scale, encoder_geometry
 
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, not {bits}")
+    zero = float(2 ** (bits - 1)) if qp_zp is None else qp_zp
     clip_dir = Path(clip_dir).resolve()
     onnx_path = clip_dir / "onnx" / "vision_model.onnx"
     preprocessor = clip_dir / "preprocessor_config.json"
     (height, width), dim = encoder_geometry(onnx_path, preprocessor)
-    scale = qp_scale if qp_scale is not None else calibrate_scale(onnx_path, preprocessor, qp_zp)
+    scale = qp_scale if qp_scale is not None else calibrate_scale(onnx_path, preprocessor, zero, bits)
     network = clip_dir.name.replace("-", "_")
     return _write(
         Path(directory) / name,
@@ -171,11 +183,36 @@ def make_clip_hef(
                 "name": f"{network}/normalization1",
                 "dim": dim,
                 "quantized": quantized,
-                "qp_zp": qp_zp,
+                "bits": bits,
+                "qp_zp": zero,
                 "qp_scale": scale,
             },
         },
     )
+
+
+def require_file(path: str | Path) -> None:
+    """Status 13 for a HEF path that is not a file on the host (VLMParams::set_model and friends)."""
+    if not Path(path).is_file():
+        fail(HAILO_OPEN_FILE_FAILURE, f"Hef file '{path}' does not exist")
+
+
+def _server_copy(hef: str | Path, directory: Path | None = None) -> Path:
+    return (directory or state_dir()) / "server-fs" / Path(hef).resolve().relative_to("/")
+
+
+def put_hef_on_server(hef: str | Path, directory: str | Path | None = None) -> Path:
+    """Copy a HEF onto the simulated device's filesystem at its host path (`directory`: a state dir)."""
+    copy = _server_copy(hef, Path(directory) if directory else None)
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(hef, copy)
+    return copy
+
+
+def hef_on_server(hef: str | Path) -> bool:
+    """Does the device's filesystem hold this HEF at the same path, with the same content?"""
+    copy = _server_copy(hef)
+    return copy.is_file() and copy.read_bytes() == Path(hef).read_bytes()
 
 
 def load_hef(source: str | Path | bytes, kinds: tuple[str, ...]) -> dict[str, Any]:
@@ -184,8 +221,7 @@ def load_hef(source: str | Path | bytes, kinds: tuple[str, ...]) -> dict[str, An
         origin, raw = "HEF buffer", source
     else:
         origin = str(source)
-        if not Path(source).is_file():
-            fail(HAILO_OPEN_FILE_FAILURE, f"Failed opening file, path: {source}")
+        require_file(source)
         raw = Path(source).read_bytes()
     try:
         document = json.loads(raw.decode("utf-8"))

@@ -17,15 +17,23 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from hailo_double_tools.settings import state_dir_in
+
+from npu_worker.config import DEVICE_DIR_ENV
+
 DOUBLE_DIR = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
 
 
 def double_env(base: dict[str, str] | None = None, **settings: str) -> dict[str, str]:
-    """An environment whose Python finds the double first, plus HAILO_DOUBLE_* settings."""
+    """An environment whose Python finds the double first, plus HAILO_DOUBLE_* settings.
+
+    It also points hailo-vision's device-holder scan at the simulated device node (locks.py).
+    """
     env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(DOUBLE_DIR), env.get("PYTHONPATH", "")) if p)
     env.update(settings)
+    env[DEVICE_DIR_ENV] = str(state_dir_in(env) / "dev")
     return env
 
 

@@ -9,8 +9,12 @@ on-device server (hailort_server.cpp VDeviceManager::create_vdevice, mark_kv_cac
   server's 73 is mapped to 74 on the host by VDeviceHrpcClient::create_available_vdevice);
 - any other group id coexists with holders of the same group; it fails at once, without the wait,
   while a UNIQUE holder or a holder of another group is active;
-- one LLM/VLM KV cache per device, whatever the groups: a second one fails at once with status 6
-  (HAILO_INVALID_OPERATION), "Failed to acquire KV-Cache. KV-Cache is already in use by another model!".
+- one LLM/VLM KV cache per device, whatever the groups (hailort_server.cpp v5.2.0:119-129); how a
+  refused model fails depends on the release (genai_admission.py).
+
+While it holds the device, a process keeps the simulated device node `<state dir>/dev/hailo0` open,
+as libhailort keeps /dev/hailo0 open: hailo-vision's holder scan finds it there when
+$HAILO_VISION_DEVICE_DIR points at `<state dir>/dev` (double_env and the hailo_env fixture set it).
 """
 
 from __future__ import annotations
@@ -22,12 +26,11 @@ import time
 from pathlib import Path
 
 from hailo_double_tools.native import (
-    HAILO_INVALID_OPERATION,
     HAILO_OUT_OF_PHYSICAL_DEVICES,
     HAILO_UNIQUE_VDEVICE_GROUP_ID,
     fail,
 )
-from hailo_double_tools.settings import state_dir, vdevice_wait_s
+from hailo_double_tools.settings import device_node, state_dir, vdevice_wait_s
 
 POLL_S = 0.02
 
@@ -78,6 +81,7 @@ class DeviceLease:
             self._acquire_unique()
         else:
             self._acquire_group()
+        self._fds.append(_open(device_node()))
 
     def _give_up(self) -> None:
         for fd in self._fds:
@@ -131,15 +135,17 @@ class DeviceLease:
 class KVCacheLease:
     """The device's single KV cache, taken by a VLM or LLM for its lifetime."""
 
-    def __init__(self) -> None:
-        self._fd: int | None = _open(state_dir() / "kv_cache.lock")
-        if not _try_lock(self._fd, fcntl.LOCK_EX):
-            os.close(self._fd)
-            self._fd = None
-            fail(
-                HAILO_INVALID_OPERATION,
-                "Failed to acquire KV-Cache. KV-Cache is already in use by another model!",
-            )
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @classmethod
+    def try_acquire(cls) -> KVCacheLease | None:
+        """The KV cache, or None while another model (any process, any group) has it."""
+        fd = _open(state_dir() / "kv_cache.lock")
+        if not _try_lock(fd, fcntl.LOCK_EX):
+            os.close(fd)
+            return None
+        return cls(fd)
 
     def release(self) -> None:
         if self._fd is not None:

@@ -7,6 +7,14 @@ hailort.h (HailoRT 5.2.0), the enums FormatType, FormatOrder, SchedulingAlgorith
 LLMGeneratorCompletionStatus with the real numeric values, and the plain records TemperatureInfo,
 QuantInfo and VDeviceParams.
 
+The native exception classes come in two layouts, per mimicked release (pyhailort.cpp):
+- 5.0.0 .. 5.1.1 (v5.0.1:976-978, v5.1.1:874-876): HailoRTException, HailoRTCustomException and
+  HailoRTStatusException are each registered with no base, so each derives from Exception only;
+- 5.2.0 (v5.2.0:880-882): HailoRTCustomException and HailoRTStatusException are registered under
+  HailoRTException.
+`native_exceptions()` is the layout of the active profile; each layout's classes are created once,
+so re-importing hailo_platform for the same release keeps them identical.
+
 `fail()` is how the double's "device side" reports an error: it writes the C++ library's log line to
 the `hailort` logger (the real library writes it to hailort.log) and raises the status exception.
 """
@@ -14,8 +22,11 @@ the `hailort` logger (the real library writes it to hailort.log) and raises the 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from enum import Enum
 from typing import NoReturn
+
+from hailo_double_tools.settings import active_profile
 
 log = logging.getLogger("hailort")
 
@@ -135,16 +146,38 @@ HAILO_NOT_SUPPORTED = STATUS["HAILO_NOT_SUPPORTED"]
 HAILO_HEF_NOT_SUPPORTED = STATUS["HAILO_HEF_NOT_SUPPORTED"]
 
 
-class HailoRTException(Exception):
-    """Base of every HailoRT error (py::register_exception in the real bindings)."""
+NATIVE_MODULE = "hailo_platform.pyhailort._pyhailort"
 
 
-class HailoRTCustomException(HailoRTException):
-    """A native error with a free-text message (EXIT_WITH_ERROR in the real bindings)."""
+@dataclass(frozen=True)
+class NativeExceptions:
+    """The exception classes the bindings register (py::register_exception) in one release."""
+
+    HailoRTException: type[Exception]
+    HailoRTCustomException: type[Exception]  # a native error with a free-text message
+    HailoRTStatusException: type[Exception]  # args[0] is the hailo_status number as a string
 
 
-class HailoRTStatusException(HailoRTException):
-    """A native call failed; args[0] is the hailo_status number as a string, e.g. '74'."""
+def _register(under_hailort_exception: bool) -> NativeExceptions:
+    def exception(name: str, base: type[Exception]) -> type[Exception]:
+        return type(name, (base,), {"__module__": NATIVE_MODULE})
+
+    base = exception("HailoRTException", Exception)
+    parent = base if under_hailort_exception else Exception
+    return NativeExceptions(
+        base, exception("HailoRTCustomException", parent), exception("HailoRTStatusException", parent)
+    )
+
+
+# Keyed by VersionProfile.status_under_hailort_exception.
+LAYOUTS = {registered: _register(registered) for registered in (False, True)}
+# Every release's status exception, for the double's own code that must catch one whatever the release.
+STATUS_EXCEPTIONS = tuple(layout.HailoRTStatusException for layout in LAYOUTS.values())
+
+
+def native_exceptions() -> NativeExceptions:
+    """The native exception classes of the mimicked release."""
+    return LAYOUTS[active_profile().status_under_hailort_exception]
 
 
 def get_status_message(status: int) -> str:
@@ -155,7 +188,7 @@ def get_status_message(status: int) -> str:
 def fail(status: int, message: str) -> NoReturn:
     """Log the C++ library's message and raise the status the real bindings would raise."""
     log.error("%s (status %d %s)", message, status, get_status_message(status))
-    raise HailoRTStatusException(str(status))
+    raise native_exceptions().HailoRTStatusException(str(status))
 
 
 class _NativeEnum(Enum):

@@ -3,6 +3,10 @@
 Device(id).control gives the chip temperature (HAILO_DOUBLE_CHIP_TEMP_C, ts1 half a degree above
 ts0, a running sample count) and identify() board information. The board fields are invented but
 shaped like the real BoardInformation; the firmware version follows the mimicked HailoRT version.
+The string fields come whole, NUL-padded to their C array sizes (hailort.h hailo_device_identity_t,
+v5.1.1:456-472): the bindings return `board_name_length` characters of the array
+(pyhailort.cpp v5.1.1:376-377) and pyhailort.py strips the NULs only when printing
+(BoardInformation.__str__, v5.1.1:1435-1458), so a caller that shows `board_name` must strip them.
 Opening a Device does not take the device: telemetry works beside a VDevice, which the double assumes
 (unverified on hardware).
 """
@@ -49,6 +53,11 @@ class NativeVDevice:
         return [DEVICE_ID]
 
 
+def _field(text: str, size: int) -> str:
+    """A C char array of `size` read whole: the text, then NULs."""
+    return text.ljust(size, "\0")
+
+
 class BoardIdentity:
     """The fields of the identify control's response."""
 
@@ -57,13 +66,13 @@ class BoardIdentity:
         self.protocol_version = 2
         self.fw_version = _FirmwareVersion(major, minor, revision)
         self.logger_version = 0
-        self.board_name = "Hailo-10H"
+        self.board_name = _field("Hailo-10H", 32)  # HAILO_MAX_BOARD_NAME_LENGTH
         self.is_release = True
         self.extended_context_switch_buffer = False
         self.device_architecture = HAILO10H_ARCHITECTURE
-        self.serial_number = "HAILO-DOUBLE-0001"
-        self.part_number = "HM21LB1C2LAE"
-        self.product_name = "HAILO-10H AI HAT+ 2 (double)"
+        self.serial_number = _field("HAILO-DBL-0001", 16)  # HAILO_MAX_SERIAL_NUMBER_LENGTH
+        self.part_number = _field("HM21LB1C2LAE", 16)  # HAILO_MAX_PART_NUMBER_LENGTH
+        self.product_name = _field("HAILO-10H AI HAT+ 2 (double)", 42)  # HAILO_MAX_PRODUCT_NAME_LENGTH
 
 
 class _FirmwareVersion:

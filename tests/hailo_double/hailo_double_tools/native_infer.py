@@ -6,7 +6,12 @@ binding without a buffer fails with 61 and a buffer of the wrong byte size with 
 job is launched (ConfiguredInferModelImpl::validate_bindings); buffers are raw bytes (an output
 buffer of the right size is filled whatever its dtype, an input's bytes are read as uint8 NHWC or
 float32 NHWC, whatever its shape); FLOAT32 output is HailoRT's host-side dequantisation of the very
-uint8 codes the device produced; a job runs on a worker thread and calls its callback with a status.
+codes the device produced; a job runs on a worker thread and calls its callback with a status.
+
+An output is computed in the HEF's width (uint8, or uint16 for a 16-bit HEF) and converted the way
+libhailort's output transformation allows (transform.cpp v5.2.0:51-62 should_quantize_by_type,
+869-925 quantize_stream): to FLOAT32 by dequantising, uint8 codes to UINT16 by a plain type-cast
+(HailoRT logs a warning), and never 16-bit codes to UINT8: configure() refuses that with status 2.
 """
 
 from __future__ import annotations
@@ -25,20 +30,24 @@ from hailo_double_tools.clip_engine import ClipEncoder, dequantize, quantize
 from hailo_double_tools.hef_files import CLIP_KIND, load_hef
 from hailo_double_tools.locks import DeviceLease
 from hailo_double_tools.native import (
+    HAILO_INVALID_ARGUMENT,
     HAILO_INVALID_HEF,
     HAILO_INVALID_OPERATION,
     HAILO_NOT_FOUND,
     HAILO_TIMEOUT,
+    STATUS_EXCEPTIONS,
     FormatOrder,
     FormatType,
-    HailoRTStatusException,
     QuantInfo,
     fail,
+    log,
 )
 
 from npu_worker.backend import ModelLoadError
 
-SUPPORTED_TYPES = (FormatType.UINT8, FormatType.FLOAT32)
+INPUT_TYPES = (FormatType.UINT8, FormatType.FLOAT32)
+ITEM_SIZES = {FormatType.UINT8: 1, FormatType.UINT16: 2, FormatType.FLOAT32: 4}
+NUMPY_TYPES = {FormatType.UINT8: np.uint8, FormatType.UINT16: np.uint16, FormatType.FLOAT32: np.float32}
 
 
 class FormatInfo:
@@ -84,7 +93,7 @@ class NativeInferStream:
         return False
 
     def frame_size(self) -> int:
-        return int(np.prod(self._shape)) * (4 if self._type is FormatType.FLOAT32 else 1)
+        return int(np.prod(self._shape)) * ITEM_SIZES[self._type]
 
 
 def _find(streams: dict[str, NativeInferStream], name: str, what: str) -> NativeInferStream:
@@ -104,7 +113,10 @@ class NativeInferModel:
         except ModelLoadError as exc:
             fail(HAILO_INVALID_HEF, f"Failed to create infer model: {exc}")
         spec_in, spec_out = self.hef["input"], self.hef["output"]
-        out_default = FormatType.UINT8 if spec_out["quantized"] else FormatType.FLOAT32
+        self.out_bits = int(spec_out.get("bits", 8))
+        out_default = FormatType.FLOAT32
+        if spec_out["quantized"]:
+            out_default = FormatType.UINT16 if self.out_bits == 16 else FormatType.UINT8
         self.inputs = {
             spec_in["name"]: NativeInferStream(
                 spec_in["name"], spec_in["shape"], FormatOrder.NHWC, FormatType.UINT8, QuantInfo(0.0, 1.0)
@@ -145,11 +157,23 @@ class NativeInferModel:
         self.batch_size = batch_size
 
     def configure(self) -> NativeConfiguredInferModel:
-        for stream in (*self.inputs.values(), *self.outputs.values()):
-            if stream.format().type not in SUPPORTED_TYPES:
+        for stream in self.inputs.values():
+            if stream.format().type not in INPUT_TYPES:
                 fail(
                     HAILO_INVALID_OPERATION,
                     f"{stream.name()}: format type {stream.format().type} unsupported",
+                )
+        for stream in self.outputs.values():
+            if stream.format().type is FormatType.UINT8 and self.out_bits == 16:
+                fail(
+                    HAILO_INVALID_ARGUMENT,
+                    "The model compiled for type UINT16, while the dst type is UINT8. Output de-quantization "
+                    "is impossible to this dst type",
+                )
+            if stream.format().type is FormatType.UINT16 and self.out_bits == 8:
+                log.warning(
+                    "The model compiled for type UINT8, while the dst type is UINT16. libhailort will "
+                    "type-cast every value which might reduce performance. Consider recompiling the model."
                 )
         return NativeConfiguredInferModel(self)
 
@@ -237,10 +261,12 @@ class NativeConfiguredInferModel:
 
     def _infer(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
         quant = self.model.outputs[self.out_name].get_quant_infos()[0]
-        codes = quantize(self.model.encoder.embed(self._frames(pairs)), quant.qp_zp, quant.qp_scale)
-        values = (
-            dequantize(codes, quant.qp_zp, quant.qp_scale) if self.out_type is FormatType.FLOAT32 else codes
-        )
+        embeddings = self.model.encoder.embed(self._frames(pairs))
+        codes = quantize(embeddings, quant.qp_zp, quant.qp_scale, self.model.out_bits)
+        if self.out_type is FormatType.FLOAT32:
+            values = dequantize(codes, quant.qp_zp, quant.qp_scale)
+        else:
+            values = codes.astype(NUMPY_TYPES[self.out_type])
         for (_, out), row in zip(pairs, values, strict=True):
             out.reshape(-1).view(np.uint8)[:] = np.frombuffer(row.tobytes(), dtype=np.uint8)
 
@@ -253,7 +279,7 @@ class NativeConfiguredInferModel:
             time.sleep(settings.infer_delay_s())
             try:
                 self._infer(pairs)
-            except HailoRTStatusException as exc:
+            except STATUS_EXCEPTIONS as exc:
                 status = int(exc.args[0])
             callback(status)
 

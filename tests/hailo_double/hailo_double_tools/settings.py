@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +21,14 @@ LOAD_DELAY_VAR = "HAILO_DOUBLE_LOAD_S"
 THREADS_VAR = "HAILO_DOUBLE_THREADS"
 JOURNAL_VAR = "HAILO_DOUBLE_JOURNAL"
 TEMPERATURE_VAR = "HAILO_DOUBLE_CHIP_TEMP_C"
+SESSION_DROP_VAR = "HAILO_DOUBLE_SESSION_DROP_STATUS"
 
 DEFAULT_VERSION = "5.2.0"
 DEFAULT_WAIT_S = 0.5  # HailoRT's server waits 5 s (WAIT_FOR_VDEVICE_TIMEOUT); tests want it short
 DEFAULT_CHIP_TEMP_C = 52.5
+# What the client sees when the 5.2.0 server drops a GenAI session unanswered: the transport closing
+# (62, HAILO_COMMUNICATION_CLOSED), or a transfer timing out (4, HAILO_TIMEOUT).
+SESSION_DROP_STATUSES = (62, 4)
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,16 @@ class VersionProfile:
     has_context_api: bool  # get_context_usage_size, max_context_capacity, save/load_context, 5.1.1
     has_speech2text: bool  # genai.Speech2Text, from 5.1.0
     generate_all_timeout_ms: int | None  # generate_all's timeout_ms default (None: no parameter)
+    has_text2image: bool = False  # genai.Text2Image, 5.1.0 only
+    # pyhailort.cpp registers HailoRTStatusException under HailoRTException (5.2.0); before, under
+    # Exception, while hailo_platform.HailoRTException is a Python class of pyhailort.py.
+    status_under_hailort_exception: bool = False
+    # 5.2.0's server refuses a second KV cache by dropping the session unanswered (vlm_server.cpp);
+    # before, the double answers status 6 (inferred: those servers have no KV-cache check at all).
+    kv_refusal_drops_session: bool = False
+    # optimize_memory_on_device=True with the HEF already on the server: 6 before the transfer
+    # (5.2.0 vlm.cpp:93-94), 65 after the server made the model (5.1.x, no token embedder).
+    optimize_hef_on_server_status: int | None = None
 
 
 PROFILES = {
@@ -45,9 +60,34 @@ PROFILES = {
     for p in (
         VersionProfile("5.0.0", False, False, False, False, False, False, None),
         VersionProfile("5.0.1", True, False, False, False, False, False, None),
-        VersionProfile("5.1.0", True, True, False, False, False, True, 10000),
-        VersionProfile("5.1.1", True, True, False, False, True, True, 600000),
-        VersionProfile("5.2.0", True, True, True, True, True, True, 600000),
+        VersionProfile(
+            "5.1.0",
+            True,
+            True,
+            False,
+            False,
+            False,
+            True,
+            10000,
+            has_text2image=True,
+            optimize_hef_on_server_status=65,
+        ),
+        VersionProfile(
+            "5.1.1", True, True, False, False, True, True, 600000, optimize_hef_on_server_status=65
+        ),
+        VersionProfile(
+            "5.2.0",
+            True,
+            True,
+            True,
+            True,
+            True,
+            True,
+            600000,
+            status_under_hailort_exception=True,
+            kv_refusal_drops_session=True,
+            optimize_hef_on_server_status=6,
+        ),
     )
 }
 
@@ -65,12 +105,24 @@ def _float(var: str, default: float) -> float:
     return float(raw) if raw.strip() else default
 
 
+def state_dir_in(env: Mapping[str, str]) -> Path:
+    """The state directory an environment names (default: one per user under $TMPDIR)."""
+    raw = env.get(STATE_DIR_VAR, "")
+    return Path(raw) if raw else Path(tempfile.gettempdir()) / f"hailo-double-{os.getuid()}"
+
+
 def state_dir() -> Path:
     """Where the device's lock files live: one directory is one simulated Hailo-10H."""
-    raw = os.environ.get(STATE_DIR_VAR, "")
-    path = Path(raw) if raw else Path(tempfile.gettempdir()) / f"hailo-double-{os.getuid()}"
+    path = state_dir_in(os.environ)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def device_node() -> Path:
+    """The simulated /dev/hailo0 every holder of the device keeps open (see locks.py)."""
+    node = state_dir() / "dev" / "hailo0"
+    node.parent.mkdir(exist_ok=True)
+    return node
 
 
 def vdevice_wait_s() -> float:
@@ -104,3 +156,11 @@ def journal_path() -> Path | None:
 
 def chip_temperature_c() -> float:
     return _float(TEMPERATURE_VAR, DEFAULT_CHIP_TEMP_C)
+
+
+def session_drop_status() -> int:
+    """The status a client reads when the server dropped its GenAI session (default 62)."""
+    status = int(_float(SESSION_DROP_VAR, SESSION_DROP_STATUSES[0]))
+    if status not in SESSION_DROP_STATUSES:
+        raise ValueError(f"{SESSION_DROP_VAR}={status}: one of {SESSION_DROP_STATUSES}")
+    return status

@@ -13,11 +13,13 @@ import struct
 from enum import Enum, IntEnum
 from typing import Any, Literal
 
-from hailo_double_tools.native import HailoRTException, TemperatureInfo, VDeviceParams
+from hailo_double_tools.native import TemperatureInfo, VDeviceParams
 from hailo_double_tools.native_device import NativeDevice, NativeVDevice
 from hailo_double_tools.native_infer import NativeInferModel
-from hailo_platform.pyhailort._errors import ExceptionWrapper
+from hailo_platform.pyhailort._errors import ExceptionWrapper, HailoRTException
 from hailo_platform.pyhailort._infer_model import InferModel
+
+BOARD_INFO_NOT_CONFIGURED_ATTR = "<N/A>"
 
 
 class DeviceArchitectureTypes(IntEnum):
@@ -67,24 +69,54 @@ class HailoFirmwareVersion:
 
 
 class BoardInformation:
-    def __init__(self, response: Any) -> None:
-        fw = response.fw_version
-        self.protocol_version = response.protocol_version
+    """pyhailort.py's BoardInformation (v5.1.1:1420-1463): string fields as the device sent them."""
+
+    def __init__(
+        self,
+        protocol_version: int,
+        fw_version_major: int,
+        fw_version_minor: int,
+        fw_version_revision: int,
+        logger_version: int,
+        board_name: str,
+        is_release: bool,
+        extended_context_switch_buffer: bool,
+        device_architecture: int,
+        serial_number: str,
+        part_number: str,
+        product_name: str,
+    ) -> None:
+        self.protocol_version = protocol_version
         self.firmware_version = HailoFirmwareVersion.construct_from_params(
-            fw.major,
-            fw.minor,
-            fw.revision,
-            response.is_release,
-            response.extended_context_switch_buffer,
+            fw_version_major,
+            fw_version_minor,
+            fw_version_revision,
+            is_release,
+            extended_context_switch_buffer,
             HailoFirmwareType.APP,
         )
-        self.logger_version = response.logger_version
-        self.board_name = response.board_name
-        self.is_release = response.is_release
-        self.device_architecture = DeviceArchitectureTypes(response.device_architecture)
-        self.serial_number = response.serial_number
-        self.part_number = response.part_number
-        self.product_name = response.product_name
+        self.logger_version = logger_version
+        self.board_name = board_name
+        self.is_release = is_release
+        self.device_architecture = DeviceArchitectureTypes(device_architecture)
+        self.serial_number = serial_number
+        self.part_number = part_number
+        self.product_name = product_name
+
+    def _string_field_str(self, string_field: str) -> str:
+        return string_field.rstrip("\x00") or BOARD_INFO_NOT_CONFIGURED_ATTR
+
+    def __str__(self) -> str:
+        return (
+            f"Control Protocol Version: {self.protocol_version}\n"
+            f"Firmware Version: {self.firmware_version}\n"
+            f"Logger Version: {self.logger_version}\n"
+            f"Board Name: {self.board_name.rstrip(chr(0))}\n"
+            f"Device Architecture: {self.device_architecture}\n"
+            f"Serial Number: {self._string_field_str(self.serial_number)}\n"
+            f"Part Number: {self._string_field_str(self.part_number)}\n"
+            f"Product Name: {self._string_field_str(self.product_name)}\n"
+        )
 
 
 class Control:
@@ -96,7 +128,20 @@ class Control:
     def identify(self) -> BoardInformation:
         with ExceptionWrapper():
             response = self._device_handle.identify()
-        return BoardInformation(response)
+        return BoardInformation(
+            response.protocol_version,
+            response.fw_version.major,
+            response.fw_version.minor,
+            response.fw_version.revision,
+            response.logger_version,
+            response.board_name,
+            response.is_release,
+            response.extended_context_switch_buffer,
+            int(response.device_architecture),
+            response.serial_number,
+            response.part_number,
+            response.product_name,
+        )
 
     def get_chip_temperature(self) -> TemperatureInfo:
         with ExceptionWrapper():

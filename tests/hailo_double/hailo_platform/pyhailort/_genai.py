@@ -20,8 +20,8 @@ from hailo_double_tools.genai_job import Completion
 from hailo_double_tools.genai_model import GenAIModel
 from hailo_double_tools.generator_params import GeneratorParams
 from hailo_double_tools.hef_files import VLM_KIND
-from hailo_double_tools.native import FormatOrder, HailoRTException, LLMGeneratorCompletionStatus
-from hailo_platform.pyhailort._errors import ExceptionWrapper
+from hailo_double_tools.native import FormatOrder, LLMGeneratorCompletionStatus
+from hailo_platform.pyhailort._errors import ExceptionWrapper, HailoRTException
 
 SAMPLING_ARGS = (
     "temperature",

@@ -4,7 +4,8 @@ Read from hailo-ai/hailort's pyhailort.py at v5.0.1, v5.1.0, v5.1.1 and v5.2.0 (
 Python API at all):
 - 5.0.1: VLM(vdevice, model_path); LLM(vdevice, model_path, lora_name=""); generate_all has no timeout_ms;
 - 5.1.0: optimize_memory_on_device=False on both constructors; generate_all(..., timeout_ms=10000);
-  Speech2Text appears;
+  Speech2Text appears; Text2Image and HailoDiffuserSchedulerType exist in this release only
+  (v5.1.0 pyhailort.py:4897-4906, 4908-4975; genai/__init__.py exports Text2Image);
 - 5.1.1: generate_all's timeout_ms default becomes 600000; get_context_usage_size, max_context_capacity,
   save_context and load_context appear;
 - 5.2.0: VLM.generate/generate_all take videos=None after frames; LLM.generate/generate_all take
@@ -19,7 +20,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from hailo_double_tools.genai_model import GenAIModel
-from hailo_double_tools.hef_files import LLM_KIND, VLM_KIND, load_hef
+from hailo_double_tools.hef_files import LLM_KIND, VLM_KIND, load_hef, require_file
 from hailo_double_tools.native import HAILO_NOT_FOUND, fail
 from hailo_double_tools.settings import active_profile
 from hailo_platform.pyhailort._genai import (
@@ -30,6 +31,7 @@ from hailo_platform.pyhailort._genai import (
 )
 
 SPEECH2TEXT_KIND = "speech2text"  # no double HEF has it: the double cannot run Whisper
+TEXT2IMAGE_KIND = "text2image"  # nor a diffusion model
 
 
 def _sampling(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -341,6 +343,43 @@ class Speech2Text:
         return False
 
 
+class HailoDiffuserSchedulerType(Enum):
+    """Diffusion scheduler types for Text2Image (values of _pyhailort's enum, text2image.hpp v5.1.0:30-34)."""
+
+    EULER_DISCRETE = 0
+    DDIM = 1
+
+
+class Text2Image:
+    """HailoRT 5.1.0's constructor; creating one always fails (no double HEF holds a diffusion model).
+
+    Like the real one (v5.1.0 pyhailort.py:4946-4973) it is not wrapped in ExceptionWrapper: a missing
+    HEF is the raw status 13 (text2image.cpp validate_hef_path, v5.1.0:31-35), any other file 92 or 26.
+    """
+
+    def __init__(
+        self,
+        vdevice,
+        denoise_hef,
+        text_encoder_hef,
+        image_decoder_hef,
+        scheduler_type=HailoDiffuserSchedulerType.EULER_DISCRETE,
+    ):
+        for hef in (denoise_hef, text_encoder_hef, image_decoder_hef):
+            require_file(hef)
+        self._text2image = load_hef(denoise_hef, (TEXT2IMAGE_KIND,))
+
+    def release(self) -> None:
+        self._text2image = None
+
+    def __enter__(self) -> Text2Image:
+        return self
+
+    def __exit__(self, *args: object) -> Literal[False]:
+        self.release()
+        return False
+
+
 def _export(name: str, variants: Mapping[str, type]) -> type:
     cls = variants[active_profile().version]
     cls.__name__ = cls.__qualname__ = name
@@ -349,9 +388,13 @@ def _export(name: str, variants: Mapping[str, type]) -> type:
 
 _VLMS = {"5.0.1": VLM_5_0_1, "5.1.0": VLM_5_1_0, "5.1.1": VLM_5_1_1, "5.2.0": VLM_5_2_0}
 _LLMS = {"5.0.1": LLM_5_0_1, "5.1.0": LLM_5_1_0, "5.1.1": LLM_5_1_1, "5.2.0": LLM_5_2_0}
-GENAI_EXPORTS: dict[str, Any] = {}
+GENAI_EXPORTS: dict[str, Any] = {}  # what hailo_platform.genai exports (pyhailort.py has them too)
+PYHAILORT_EXPORTS: dict[str, Any] = {}  # what only hailo_platform.pyhailort.pyhailort has
 if active_profile().has_genai:
     GENAI_EXPORTS["VLM"] = _export("VLM", _VLMS)
     GENAI_EXPORTS["LLM"] = _export("LLM", _LLMS)
+    if active_profile().has_text2image:
+        GENAI_EXPORTS["Text2Image"] = Text2Image
+        PYHAILORT_EXPORTS["HailoDiffuserSchedulerType"] = HailoDiffuserSchedulerType
     if active_profile().has_speech2text:
         GENAI_EXPORTS.update(Speech2Text=Speech2Text, Speech2TextTask=Speech2TextTask)

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 from hailo_double_tools.hef_files import CLIP_KIND, LLM_KIND, VLM_KIND, load_hef
-from hailo_double_tools.native import FormatType, HailoRTException, QuantInfo
+from hailo_double_tools.native import FormatType, QuantInfo
 from hailo_double_tools.native_infer import FormatInfo, NativeBindings, NativeInferModel, NativeInferStream
-from hailo_platform.pyhailort._errors import ExceptionWrapper
+from hailo_platform.pyhailort._errors import ExceptionWrapper, HailoRTException
 
 
 class HEF:

@@ -2,7 +2,8 @@
 
 The double splits the implementation over private modules; this module gathers them under the real
 path so `from hailo_platform.pyhailort.pyhailort import VLM` works as on the device. LLM, VLM,
-Speech2Text and Speech2TextTask exist only in the versions that have them. Only names the real module
+Speech2Text, Speech2TextTask, Text2Image and HailoDiffuserSchedulerType exist only in the versions
+that have them. Only names the real module
 has are here: LLMGeneratorCompletionStatus, QuantInfo and VDeviceParams live in `_pyhailort` only.
 """
 
@@ -10,7 +11,6 @@ from hailo_double_tools.native import (
     HAILO_UNIQUE_VDEVICE_GROUP_ID,
     FormatOrder,
     FormatType,
-    HailoRTException,
     TemperatureInfo,
 )
 from hailo_double_tools.native import SchedulingAlgorithm as HailoSchedulingAlgorithm
@@ -29,6 +29,7 @@ from hailo_platform.pyhailort._errors import (
     HailoCommunicationClosedException,
     HailoRTDriverOperationFailedException,
     HailoRTEthException,
+    HailoRTException,
     HailoRTFirmwareControlFailedException,
     HailoRTHEFNotCompatibleWithDevice,
     HailoRTInvalidArgumentException,
@@ -47,7 +48,7 @@ from hailo_platform.pyhailort._errors import (
     get_status_message,
 )
 from hailo_platform.pyhailort._genai import LLMGeneratorCompletion
-from hailo_platform.pyhailort._genai_versions import GENAI_EXPORTS
+from hailo_platform.pyhailort._genai_versions import GENAI_EXPORTS, PYHAILORT_EXPORTS
 from hailo_platform.pyhailort._infer_model import (
     HEF,
     AsyncInferCompletionInfo,
@@ -57,6 +58,7 @@ from hailo_platform.pyhailort._infer_model import (
 )
 
 globals().update(GENAI_EXPORTS)
+globals().update(PYHAILORT_EXPORTS)
 
 __all__ = [
     "HAILO_UNIQUE_VDEVICE_GROUP_ID",
@@ -100,4 +102,5 @@ __all__ = [
     "VDevice",
     "get_status_message",
     *GENAI_EXPORTS,
+    *PYHAILORT_EXPORTS,
 ]

@@ -1,0 +1,59 @@
+"""A generation request in no client's dialect: turns of text and image references, and sampling.
+
+Every dialect's body (OpenAI chat, Ollama chat and generate, Responses, caption, analyze) becomes a
+`Conversation`; one code path (`api.generation`) runs it. Images stay references here, each with the
+request field it came from, so that decoding errors name the field in the client's own terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.errors import APIError
+from npu_worker.backend import Role, SamplingParams
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image named by the request: `ref` is a data URL, bare base64 or an http(s) URL."""
+
+    ref: str
+    param: str  # where it was in the request, e.g. messages[0].content[1].image_url
+
+
+Part = str | ImageRef
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Role
+    parts: tuple[Part, ...]
+    param: str = ""  # the request field holding this turn's content, for errors
+
+
+@dataclass(frozen=True)
+class Conversation:
+    model: str | None
+    turns: tuple[Turn, ...]
+    params: SamplingParams
+
+    @property
+    def images(self) -> list[ImageRef]:
+        return [p for turn in self.turns for p in turn.parts if isinstance(p, ImageRef)]
+
+
+def check_turns(turns: tuple[Turn, ...], where: str, max_images: int) -> None:
+    """What every dialect requires of a conversation; `where` names its list of messages."""
+    if not any(t.role == "user" for t in turns):
+        raise APIError(400, f"'{where}' needs at least one user message", "invalid_request", where)
+    for turn in turns:
+        if turn.role != "user" and any(isinstance(p, ImageRef) for p in turn.parts):
+            raise APIError(400, "images are accepted in user messages only", "invalid_request", turn.param)
+    count = sum(isinstance(p, ImageRef) for t in turns for p in t.parts)
+    if count > max_images:
+        raise APIError(
+            400,
+            f"at most {max_images} images per request (api.max_images_per_request), got {count}",
+            "invalid_request",
+            where,
+        )

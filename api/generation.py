@@ -1,0 +1,172 @@
+"""Run one generation on the NPU worker and relay it: the one code path every dialect's route shares.
+
+`Generation.start` decodes the conversation's images, sends the request through
+`services.worker.generate` (admission, and whatever gating the worker client applies) and awaits the
+first frame, so errors found before any token (unknown model, context overflow, full queue) still get
+their own status. The route then either streams `pieces()` through `stream_response`, or awaits
+`whole(request)`, which stops the generation when the client goes away or the timeout passes. Either
+way `final` then holds the worker's figures, and metrics are recorded once, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from api.conversation import Conversation
+from api.errors import APIError
+from api.image_loading import load_images
+from api.services import Services
+from npu_worker.backend import ImagePart, Message, ModelInfo, TextPart
+from npu_worker.protocol import Final, Generate, Token
+
+API_TIMEOUT_MARGIN_S = 5.0  # the worker enforces the timeout; this guards against a stuck worker
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+Frame = Token | Final
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the whole answer was ready (answered 499, to no one)."""
+
+
+def _messages(conversation: Conversation, images: list[Any]) -> tuple[Message, ...]:
+    pending = iter(images)
+    return tuple(
+        Message(
+            turn.role,
+            tuple(TextPart(p) if isinstance(p, str) else ImagePart(next(pending)) for p in turn.parts),
+        )
+        for turn in conversation.turns
+    )
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+@dataclass
+class Generation:
+    """One generation in flight; `params` renames the worker's error params into the dialect's."""
+
+    services: Services
+    model: ModelInfo
+    arrived: float
+    frames: AsyncGenerator[Frame, None]
+    first: Frame | None
+    params: Mapping[str, str] = field(default_factory=dict)
+    final: Final | None = None
+    _open: bool = True
+
+    @classmethod
+    async def start(
+        cls,
+        services: Services,
+        model: ModelInfo,
+        conversation: Conversation,
+        stream: bool,
+        arrived: float,
+        params: Mapping[str, str] | None = None,
+    ) -> Generation:
+        images = await load_images(conversation.images, services, model.max_pixels)
+        messages = _messages(conversation, images)
+        timeout_s = services.config.inference.timeout_s
+        frames = services.worker.generate(
+            lambda rid: Generate(rid, model.id, messages, conversation.params, timeout_s, stream)
+        )
+        services.in_flight += 1
+        generation = cls(services, model, arrived, frames, None, params or {})
+        try:
+            generation.first = await generation._next()
+        except BaseException:
+            await generation.close()
+            raise
+        return generation
+
+    async def _next(self) -> Frame:
+        try:
+            return await anext(self.frames)
+        except APIError as error:
+            if error.param is not None and error.param in self.params:
+                error.param = self.params[error.param]
+            raise
+
+    async def pieces(self) -> AsyncIterator[str]:
+        """The text as the worker sends it; then `final` is set (its `text` holds an unstreamed answer)."""
+        item, self.first = self.first, None
+        while isinstance(item, Token):
+            yield item.text
+            item = await self._next()
+        if not isinstance(item, Final):
+            raise APIError(500, f"the worker answered a generation with {item!r}", "protocol_error")
+        self.final = item
+        metrics = self.services.metrics
+        metrics.queue_wait.observe(item.queue_wait_s)
+        metrics.ttft.observe(item.queue_wait_s + item.ttft_s)
+        metrics.prompt_tokens.inc(item.prompt_tokens)
+        metrics.completion_tokens.inc(item.completion_tokens)
+        self.services.recent.generated(item.completion_tokens)
+        if item.text:
+            yield item.text
+
+    async def _text(self) -> str:
+        return "".join([piece async for piece in self.pieces()])
+
+    async def whole(self, request: Request) -> str:
+        """The whole text, or 504 past the timeout; a client that goes away stops the generation."""
+        work = asyncio.create_task(self._text())
+        gone = asyncio.create_task(_wait_disconnect(request))
+        timeout = self.services.config.inference.timeout_s + API_TIMEOUT_MARGIN_S
+        try:
+            done, _ = await asyncio.wait({work, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if work in done:
+                return work.result()
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, APIError):
+                await work
+            if gone in done:
+                raise ClientGone
+            raise APIError(504, f"the generation did not finish within {timeout:g} s", "timeout")
+        finally:
+            gone.cancel()
+            await self.close()
+
+    async def close(self) -> None:
+        if self._open:
+            self._open = False
+            await self.frames.aclose()
+            self.services.in_flight -= 1
+
+    @property
+    def result(self) -> Final:
+        """The worker's Final, once `pieces()` or `whole()` has run to the end."""
+        if self.final is None:
+            raise APIError(500, "the generation has not finished", "internal_error")
+        return self.final
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.arrived
+
+
+def stream_response(generation: Generation, chunks: AsyncIterator[str], media_type: str) -> StreamingResponse:
+    """Send `chunks` (rendered from the generation) as they come; the generation ends with the stream,
+    also when the client goes away (Starlette then cancels the body)."""
+
+    async def body() -> AsyncIterator[str]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await generation.close()
+
+    return StreamingResponse(body(), media_type=media_type, headers=STREAM_HEADERS)
