@@ -5,9 +5,11 @@ Clients send Ollama's forms: seconds as a number (-1 = forever), or a Go duratio
 forever, 0 = unload now. `apply_keep_alive` is the one place that intent goes, and `expires_at` the
 one place /api/ps reads a model's expiry from.
 
-The NPU scheduler (scheduler/) decides who holds the Hailo-10H, hailo-vision or hailo-ollama. It
-takes no per-request keep_alive yet, so `apply_keep_alive` only records the intent in a log line; the
-scheduler's author wires it in. `expires_at` reads the scheduler's own idle-release estimate.
+The NPU scheduler (scheduler/) decides who holds the Hailo-10H, hailo-vision or hailo-ollama, and
+takes a VLM's keep_alive as an intent within its policy (TurnPolicy.keep_alive: 0 gives the VLM back
+after the running work, N seconds holds off the idle release, -1 pins it only where the policy lets a
+client do that). CLIP takes no turns: its keep_alive changes nothing. `expires_at` reads the
+scheduler's own idle-release estimate.
 """
 
 from __future__ import annotations
@@ -40,16 +42,14 @@ def duration_seconds(text: str) -> float:
     return sign * sum(float(number) * _UNITS[unit] for number, unit in _PIECE.findall(text))
 
 
-async def apply_keep_alive(services: Services, model_id: str, keep_alive: KeepAlive) -> None:
-    """Hand a request's keep_alive for `model_id` to whoever decides loading (the NPU scheduler).
-
-    Until the scheduler takes it, the intent is recorded and nothing changes.
-    """
-    if keep_alive is None:
+def apply_keep_alive(services: Services, model: ModelInfo, keep_alive: KeepAlive) -> None:
+    """Hand a request's keep_alive for `model` to the NPU scheduler (the VLM's; CLIP's changes nothing)."""
+    if keep_alive is None or model.kind != "vlm":
         return
     level = logging.INFO if keep_alive == 0 else logging.DEBUG
     intent = "unload" if keep_alive == 0 else "forever" if keep_alive < 0 else f"{keep_alive:g}s"
-    log_event(log, "keep_alive", level, model=model_id, intent=intent, ready=services.worker.ready)
+    log_event(log, "keep_alive", level, model=model.id, intent=intent)
+    services.scheduler.keep_alive(keep_alive)
 
 
 def expires_at(services: Services, model: ModelInfo) -> datetime.datetime:

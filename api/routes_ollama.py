@@ -55,13 +55,12 @@ async def _ndjson(generation: Generation, name: str, chat: bool) -> AsyncIterato
         yield _line(error.ollama_body())
 
 
-def _lifecycle(services: Services, name: str, chat: bool, keep_alive: float | None) -> dict[str, Any]:
-    """The answer to an empty request: "unload" with keep_alive 0, else "load" (the model is ready)."""
+async def _lifecycle(services: Services, name: str, chat: bool, keep_alive: float | None) -> dict[str, Any]:
+    """The answer to an empty request: "unload" with keep_alive 0 (the scheduler gives the VLM back
+    after its running work), else "load" once the VLM is on the device (it takes its turn)."""
     if keep_alive == 0:
         return fmt.chunk(name, chat, "", done=True, reason="unload")
-    if not services.worker.ready:
-        detail = services.worker.view.detail
-        raise APIError(503, f"the model is not ready: {detail}", "model_loading", retry_after_s=5.0)
+    await services.worker.take_turn()
     return fmt.chunk(name, chat, "", done=True, reason="load")
 
 
@@ -72,9 +71,9 @@ async def _generate(
     services = services_of(request)
     model = ollama_model(services, body.model, "vlm", "chat" if chat else "generate")
     keep_alive = body.keep_alive_seconds
-    await apply_keep_alive(services, model.id, keep_alive)
+    apply_keep_alive(services, model, keep_alive)
     if not body.has_input:
-        return JSONResponse(_lifecycle(services, body.model, chat, keep_alive))
+        return JSONResponse(await _lifecycle(services, body.model, chat, keep_alive))
     params = body.sampling(services.config.inference, model.context_length)
     conversation = Conversation(body.model, body.turns, params)
     generation = await Generation.start(services, model, conversation, body.streamed, arrived)
@@ -97,7 +96,7 @@ async def embed(request: Request, body: OllamaEmbedRequest) -> Response:
     arrived = time.monotonic()
     services = services_of(request)
     model = ollama_model(services, body.model, "clip", "embeddings")
-    await apply_keep_alive(services, model.id, seconds(body.keep_alive))
+    apply_keep_alive(services, model, seconds(body.keep_alive))
     req = EmbeddingsRequest(model.id, body.inputs, "float", ensemble=False)
     embedded = await embed_request(services, model, req)
     return JSONResponse(

@@ -269,6 +269,17 @@ class WorkerClient:
                 with contextlib.suppress(zmq.ZMQError):
                     await self._send(epoch, Abort(rid))
 
+    async def take_turn(self) -> None:
+        """The VLM on the device now (Ollama's load form): hailo-vision's turn, as a generation waits."""
+        self._admit()
+        if self.scheduler is None:
+            return
+        try:
+            async with self.scheduler.turn(Work.GENERATE):
+                pass
+        except TurnRefused as refused:
+            raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
+
     async def generate(self, make: Callable[[str], Generate]) -> AsyncGenerator[Token | Final, None]:
         """A generation's tokens, then its Final; its length capped where the degradation rung says."""
 

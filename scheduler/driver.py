@@ -190,6 +190,11 @@ class Scheduler:
         self.policy.admin_load()
         self._wake.set()
 
+    def keep_alive(self, seconds: float) -> None:
+        """A client's keep_alive for the VLM (see TurnPolicy.keep_alive)."""
+        self.policy.keep_alive(self.clock(), seconds)
+        self._wake.set()
+
     def admin_release(self) -> None:
         log_event(log, "admin_release")
         self.policy.admin_release(self.clock())

@@ -148,6 +148,9 @@ class TurnPolicy:
         self._last_ollama_model = ""
         self._hold_off_until = -math.inf  # an admin release: vision keeps off until then
         self._admin_load = False
+        self._keep_until = -math.inf  # a client's keep_alive: no idle release before then
+        self._unload_asked = False  # a client's keep_alive 0: give the VLM back after running work
+        self._dormant = False  # unloaded on a client's request: not kept warm until new vision work
         self._unload_failed = False
 
     # --- inputs besides observations --------------------------------------------------------------
@@ -161,6 +164,20 @@ class TurnPolicy:
     def admin_load(self) -> None:
         self._admin_load = True
         self._hold_off_until = -math.inf
+
+    def keep_alive(self, now: float, seconds: float) -> None:
+        """A client's keep_alive for the VLM (Ollama's API): 0 = give it back after running work; N s
+        = no idle release for N s; < 0 = for as long as the policy lets (vision-first and exclusive:
+        until something else needs the device; share and ollama-first keep their own idle release,
+        since a client pinning the NPU would defeat sharing - Home Assistant sends -1 every time)."""
+        if seconds == 0:
+            self._unload_asked = True
+        elif seconds > 0:
+            self._unload_asked = False
+            self._keep_until = max(self._keep_until, now + seconds)
+        elif self.settings.policy == Policy.VISION_FIRST:
+            self._unload_asked = False
+            self._keep_until = math.inf
 
     def admin_release(self, now: float) -> None:
         """Give the device back now (after running work) and keep off it for min_residency_s."""
@@ -265,6 +282,8 @@ class TurnPolicy:
         if not vision.active:
             if self.phase == Phase.HOLDING:
                 return True, self.reason
+            if self._unload_asked or self._dormant:
+                return False, "a client asked to unload it (keep_alive 0)"
             first_load = not self.loaded_once and not seen.ollama.holds_device
             warm = s.persistent and (first_load or not self._shares(seen) or self._ollama_done(seen))
             return warm, "model.persistent: kept warm" if warm else "no vision work any more"
@@ -311,12 +330,14 @@ class TurnPolicy:
             return False, ""
         if now < self._hold_off_until:
             return True, "asked to release (admin)"
+        if self._unload_asked:
+            return True, "a client asked to unload it (keep_alive 0)"
         if now - self.phase_since < s.min_residency_s:
             return False, ""
         if seen.ollama_work.waiting:
             return True, "hailo-ollama work waiting, vision work done"
         idle = now - max(vision.last_use, self.phase_since)
-        if s.persistent and (not self._shares(seen) or s.ollama_demand_visible):
+        if now < self._keep_until or (s.persistent and (not self._shares(seen) or s.ollama_demand_visible)):
             return False, ""
         if idle >= self._idle_release_s():
             return True, f"no vision work for {idle:.0f} s"
@@ -329,9 +350,10 @@ class TurnPolicy:
 
     def _idle_release_at(self, seen: Observation) -> float:
         """When idleness alone releases the device: idle counted from the last use (or the load),
-        never before the minimum residency."""
+        never before the minimum residency nor a client's keep_alive."""
         idle_from = max(seen.vision.last_use, self.phase_since)
-        return max(self.phase_since + self.settings.min_residency_s, idle_from + self._idle_release_s())
+        resided = self.phase_since + self.settings.min_residency_s
+        return max(resided, idle_from + self._idle_release_s(), self._keep_until)
 
     def _idle_release_s(self) -> float:
         s = self.settings
@@ -368,6 +390,10 @@ class TurnPolicy:
             self._ollama_held = seen.ollama.holds_device
             if self._ollama_held:
                 self._ollama_since = now
+        if worker == WorkerState.RELEASED and self.phase == Phase.RELEASING and self._unload_asked:
+            self._unload_asked, self._dormant = False, True
+        if seen.vision.active:
+            self._dormant = False
         if worker == WorkerState.READY and self.phase in (Phase.LOADING, Phase.RELEASED):
             self.loaded_once, self._admin_load, self._unload_failed = True, False, False
             self._end_switch(now)

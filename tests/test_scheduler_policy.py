@@ -357,3 +357,39 @@ def test_memory_critical_gives_the_vlm_back_after_its_running_work_and_keeps_it_
     world.request()
     assert world.policy.decide(dataclasses.replace(world.seen(), **critical)) == []
     assert world.policy.decide(world.seen())[0].kind == ActionKind.LOAD  # memory back: loaded again
+
+
+def test_a_clients_keep_alive_zero_unloads_after_its_work_and_stays_unloaded_until_new_work() -> None:
+    world = World(ollama=ABSENT)  # persistent, nobody else: normally never released
+    world.load()
+    world.vision = Demand(in_flight=1, last_use=world.now)
+    world.policy.keep_alive(world.now, 0)  # Ollama's {"keep_alive": 0}, with a prompt
+    assert world.decide() == []  # its answer runs first
+    world.serve()
+    (release,) = world.decide()
+    assert "keep_alive 0" in release.reason
+    world.worker = WorkerState.RELEASED
+    world.wait(1000)
+    assert world.decide() == []  # not kept warm again on its own
+    world.request()
+    assert world.kinds() == [ActionKind.LOAD]
+
+
+def test_a_clients_keep_alive_in_seconds_holds_off_the_idle_release() -> None:
+    world = World()
+    world.load()
+    world.policy.keep_alive(world.now, 600)
+    world.wait(300)
+    assert world.decide() == []  # idle 300 s > vlm_idle_release_s, but kept for 600 s
+    assert world.policy.release_at(world.seen()) == 600
+    world.wait(300)
+    assert world.kinds() == [ActionKind.RELEASE]
+
+
+@pytest.mark.parametrize(("policy", "kept"), [(Policy.SHARE, False), (Policy.VISION_FIRST, True)])
+def test_keep_alive_forever_pins_the_vlm_only_where_the_policy_lets_it(policy: Policy, kept: bool) -> None:
+    world = World(dataclasses.replace(SETTINGS, policy=policy))
+    world.load()
+    world.policy.keep_alive(world.now, -1)  # Home Assistant sends this with every chat
+    world.wait(10_000)
+    assert (world.decide() == []) == kept
