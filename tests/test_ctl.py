@@ -1,6 +1,7 @@
 """`hailo-visionctl` against the running service (its GET /admin/status), and against nothing."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,9 @@ def test_status_of_a_ready_service(service: Service) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("hailo-vision ready, up ")
     assert f"127.0.0.1:{service.port}, backend onnx, 0 worker restarts" in result.stdout
-    assert "qwen2-vl-demo (vlm) cpu" in result.stdout and "clip-demo (clip) cpu" in result.stdout
+    # Loaded on the CPU, or released by an earlier test of the shared service (keep_alive 0).
+    assert re.search(r"qwen2-vl-demo \(vlm\) (cpu|not loaded)", result.stdout), result.stdout
+    assert "clip-demo (clip) cpu" in result.stdout
     document = json.loads(run("status", "--url", service.base_url, "--json").stdout)
     assert document["schema"] == 1 and document["service"]["state"] == "ready"
     assert {m["id"] for m in document["models"]} >= {"qwen2-vl-demo", "clip-demo"}
