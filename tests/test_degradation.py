@@ -91,6 +91,15 @@ class HotPi:
         body = {"messages": [{"role": "user", "content": content}], "max_tokens": 20, "temperature": 0}
         return self.service.http.post("/v1/chat/completions", json=body)
 
+    def sent_status(self, part: str) -> str:
+        """Wait until the service has told systemd a STATUS= line containing `part`; that line."""
+
+        def sent() -> str | None:
+            return next((x for x in list(self.notify.lines) if x.startswith("STATUS=") and part in x), None)
+
+        line: str = wait_until(sent, timeout_s=30)
+        return line
+
     def stop(self) -> None:
         self.service.stop()
         self.notify.close()
@@ -121,6 +130,7 @@ def test_warm_caps_hot_pauses_and_cooling_past_the_band_recovers(hot_pi: HotPi) 
     assert 'hailo_vision_degradation_rung{rung="capped"} 1.0' in metrics
     assert 'hailo_vision_temperature_celsius{sensor="soc"} 76.0' in metrics
     assert "limits_applied" in hot_pi.service.logs()
+    assert hot_pi.sent_status("capped: SoC 76.0 C (warning)")
 
     hot = hot_pi.reaches(83.0)
     assert hot["scheduler"]["rung"] == "paused" and hot["thermal"]["level"] == "critical"
@@ -134,16 +144,13 @@ def test_warm_caps_hot_pauses_and_cooling_past_the_band_recovers(hot_pi: HotPi) 
     assert ready.status_code == 503 and "SoC 83.0 C (critical)" in ready.json()["reason"]
     status = hot_pi.service.http.get("/admin/status").json()
     assert status["scheduler"]["rung"] == "paused" and status["thermal"]["soc_c"] == 83.0
+    assert hot_pi.sent_status("paused")
 
     assert hot_pi.reaches(78.0)["scheduler"]["rung"] == "paused"  # within the 5 C band: no flapping
     assert hot_pi.reaches(76.5)["scheduler"]["rung"] == "capped"  # past it: critical left
     assert hot_pi.reaches(71.0)["scheduler"]["rung"] == "capped"
     assert hot_pi.reaches(69.0)["scheduler"]["rung"] == "normal"
     assert hot_pi.chat().json()["usage"]["completion_tokens"] > 2
-
-    statuses = [line for line in hot_pi.notify.lines if line.startswith("STATUS=")]
-    assert any("capped: SoC 76.0 C (warning)" in line for line in statuses), statuses
-    assert any("paused" in line for line in statuses), statuses
 
 
 def test_the_firmware_throttling_the_arm_counts_as_warm(hot_pi: HotPi) -> None:
