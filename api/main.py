@@ -59,9 +59,10 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
     sent_at = 0.0
     try:
         while True:
-            if os.getppid() != parent and not server.should_exit:
+            if os.getppid() != parent and not server.force_exit:
+                # No drain: the worker leaves too, and the port must be free for a new service.
                 log_event(log, "supervisor_gone", logging.WARNING)
-                server.should_exit = True
+                server.should_exit = server.force_exit = True
             if services.state == ApiState.STARTING and server.started:
                 services.state = ApiState.LISTENING
                 log_event(log, "listening", host=services.config.api.host, port=services.config.api.port)

@@ -209,12 +209,12 @@ class Engine:
     def queued(self) -> int:
         return len(self._generations) + len(self._clip_jobs)
 
-    def stop(self) -> None:
+    def stop(self, join_s: float) -> None:
         self.abort_all()
         with self._wake:
             self._stopping = True
             self._wake.notify()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=join_s)
 
     def fail(self, rid: str, code: str, message: str, param: str | None = None) -> None:
         self.figures.requests_failed += 1
