@@ -98,7 +98,8 @@ def test_a_killed_supervisor_takes_its_children_along_and_frees_the_port(tmp_pat
         service.process.wait()
 
         def gone() -> bool:
-            return not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in children)
+            alive = [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+            return not alive
 
         wait_until(gone, timeout_s=2.0)
     with socket.socket() as probe:
