@@ -25,7 +25,7 @@ from service import Service  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-operation", type=int, default=70, help="generated cases per operation")
+    parser.add_argument("--per-operation", type=int, default=120, help="generated cases per operation")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         service = Service(Path(tmp), {"logging": {"level": "warning"}}).wait_ready()
