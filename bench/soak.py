@@ -182,9 +182,7 @@ def main() -> int:
             restarts = service.http.get("/health").json()["worker_restarts"]
         finally:
             service.stop()
-    print(
-        f"capacity={measured:.1f}/s offered={rate:.1f}/s for {args.minutes:g} min ({took:.0f} s, tail included)"
-    )
+    print(f"capacity={measured:.1f}/s offered={rate:.1f}/s for {args.minutes:g} min ({took:.0f} s)")
     print(f"sent={tally.sent} achieved={tally.sent / (args.minutes * 60):.1f}/s worker_restarts={restarts}")
     print("answers " + " ".join(f"{k}={v}" for k, v in sorted(tally.statuses.items())))
     print(f"lost={len(tally.lost)} " + "; ".join(tally.lost[:5]))
