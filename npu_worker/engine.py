@@ -56,7 +56,7 @@ class Step(enum.Enum):
     LOAD = "load"
     CLIP = "clip"
     START = "start"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 - a generated token, not a secret
     PREPARE_PROMPTS = "prepare_prompts"
     SAVE_CACHE = "save_cache"
     WAIT = "wait"
