@@ -136,6 +136,7 @@ class InferenceConfig:
     temperature: float = setting(0.7, ge=0, le=2)
     top_p: float = setting(0.95, gt=0, le=1)
     timeout_s: float = setting(120.0, gt=0)
+    structured_output_attempts: int = setting(3, gt=0)  # Hailo: answers tried against a JSON Schema
 
 
 @dataclass(frozen=True)
