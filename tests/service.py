@@ -50,7 +50,14 @@ def image_data_url(seed: int = 0, n_shapes: int = 1, fmt: str = "PNG", **scene: 
 class Service:
     """One `hailo-vision serve` process tree with its own config file, port and runtime directory."""
 
-    def __init__(self, tmp: Path, config: dict[str, Any] | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tmp: Path,
+        config: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        wrap: list[str] | None = None,
+    ):
+        """`wrap`: a command that runs the service (e.g. in its own mount namespace), "$@" last."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         settings: dict[str, Any] = {
@@ -76,7 +83,7 @@ class Service:
         environ.update(env or {})
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [str(HAILO_VISION), "serve", "--config", str(self.config_path)],
+            [*(wrap or []), str(HAILO_VISION), "serve", "--config", str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=environ,
@@ -108,7 +115,8 @@ class Service:
         return pid
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self, timeout_s: float = 30.0) -> int:
