@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.endpoints import ENDPOINTS
 from api.errors import APIError
 from api.generation import ClientGone
+from api.http_guard import OVERLOADED
 from api.keys import load_api_keys, valid_key
 from api.openapi import openapi_json
 from api.services import Services, services_of
@@ -101,8 +102,13 @@ class AccessMiddleware:
         self._record(scope, path, status_holder["status"], started, request_id)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> APIError | None:
-        """401 without a valid key where keys are configured; admin routes only on loopback or with a key."""
+        """503 past api.max_connections; 401 without a valid key where keys are configured; admin routes
+        only on loopback or with a key."""
         path, keys = scope["path"], self.services.api_keys
+        if scope.get(OVERLOADED):
+            limit = self.services.config.api.max_connections
+            message = f"more than {limit} connections at once (api.max_connections); retry shortly"
+            return APIError(503, message, "overloaded", None, 1.0)
         if path in self.open_paths or scope["method"] == "OPTIONS":
             return None
         key = headers.get("authorization", "")

@@ -77,6 +77,7 @@ class Generation:
         arrived: float,
         params: Mapping[str, str] | None = None,
     ) -> Generation:
+        services.worker.admit()
         images = await load_images(conversation.images, services, model.max_pixels)
         messages = _messages(conversation, images)
         timeout_s = services.config.inference.timeout_s

@@ -3,9 +3,10 @@
 uvicorn bounds an idle keep-alive connection (`api.keep_alive_s`) and the requests at once, but not
 a request head that never ends, nor idle connections piling up, nor a client that stops reading its
 answer, nor a body sent after its early answer. Here:
-- at most `api.max_connections` connections: one more closes the longest-idle connection (one
-  between requests, or whose head has not ended), so idle connections never lock out working clients;
-  with none idle, its request is answered 503 (uvicorn's limit_concurrency);
+- at most `api.max_connections` connections: one more closes the connection idle the longest (for
+  a second at least: between requests, or whose head has not ended), so idle connections never lock
+  out working clients; with none idle, its request is answered 503 `overloaded` and it is closed.
+  Nothing is ever closed with a request unanswered in it: that is a lost request, not a refusal;
 - the request head must arrive whole within `api.header_timeout_s` (408) and `api.max_header_bytes`
   (431), counted from the connection or the request's first byte: a trickled or endless head, or a
   connection that never sends anything, is closed;
@@ -30,6 +31,8 @@ from npu_worker.config import ApiConfig
 from npu_worker.logs import log_event
 
 log = logging.getLogger("api.http")
+OVERLOADED = "hailo_vision.overloaded"  # set in a request's scope: the app answers it 503
+EVICTABLE_IDLE_S = 1.0  # a connection idle this long may be closed to make room (never a fresher one)
 # What a client that stops reading can hold of its answers, in the kernel and here, before
 # api.send_timeout_s starts to count: answers are small and streams slow, so this costs no speed.
 SEND_BUFFER_BYTES = 32 * 1024
@@ -37,7 +40,7 @@ SEND_BUFFER_BYTES = 32 * 1024
 
 class GuardedHttpTools(HttpToolsProtocol):
     limits: ClassVar[ApiConfig] = ApiConfig()  # set by `guarded_protocol`, with its own registry:
-    idle: ClassVar[dict[GuardedHttpTools, None]] = {}  # connections between requests, oldest first
+    idle: ClassVar[dict[GuardedHttpTools, float]] = {}  # connections between requests -> since when
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,6 +50,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._drain_left: int | None = None  # bytes of an answered request's body still allowed
         self._drain_timer: asyncio.TimerHandle | None = None
         self._close_after = False  # the client asked for close: close once its body is drained
+        self._over_limit = False  # came past max_connections with none to close: answered 503
 
     # --- the request head ------------------------------------------------------------------------
 
@@ -56,13 +60,23 @@ class GuardedHttpTools(HttpToolsProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        if len(self.connections) > self.limits.max_connections and self.idle:
-            oldest = next(iter(self.idle))
-            log_event(log, "idle_connection_closed", client=oldest._peer(), connections=len(self.connections))
-            oldest._forget()
-            oldest.transport.close()
-        self.idle[self] = None
+        if len(self.connections) > self.limits.max_connections:
+            self._make_room()
+        self._rest()
         self._start_head()
+
+    def _make_room(self) -> None:
+        oldest, since = next(iter(self.idle.items()), (None, 0.0))
+        if oldest is None or self.loop.time() - since < EVICTABLE_IDLE_S:
+            self._over_limit = True
+            return
+        log_event(log, "idle_connection_closed", client=oldest._peer(), connections=len(self.connections))
+        oldest._forget()
+        oldest.transport.close()
+
+    def _rest(self) -> None:
+        """Between requests now (the oldest first in `idle`)."""
+        self.idle[self] = self.loop.time()
 
     def _forget(self) -> None:
         self.idle.pop(self, None)
@@ -84,7 +98,9 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._end_head()
         self._forget()
-        self._close_after = False
+        self._close_after = self._over_limit
+        if self._over_limit:
+            self.scope[OVERLOADED] = True  # type: ignore[literal-required]
         super().on_headers_complete()
         if self.cycle is not None and not self.cycle.keep_alive:
             self._close_after, self.cycle.keep_alive = True, True  # closed by us, once the body is in
@@ -132,7 +148,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             return
         super().on_response_complete()
         if self._drain_left is None and not self.transport.is_closing():
-            self.idle[self] = None
+            self._rest()
 
     def on_message_complete(self) -> None:
         draining = self._drain_left is not None
@@ -145,7 +161,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             if self._close_after:
                 self.transport.close()
             else:
-                self.idle[self] = None
+                self._rest()
 
     # --- a client that does not read ------------------------------------------------------------------
 

@@ -128,7 +128,6 @@ async def serve(config: Config, runtime_dir: Path) -> None:
             host=api.host,
             port=api.port,
             http=guarded_protocol(api),
-            limit_concurrency=api.max_connections + 1,  # the one past the bound is answered 503
             timeout_keep_alive=api.keep_alive_s,
             log_config=None,
             access_log=False,

@@ -228,8 +228,9 @@ class WorkerClient:
 
     # --- requests ------------------------------------------------------------------------------------
 
-    def _admit(self) -> None:
-        """Refuse at once what cannot wait: no worker, or a full queue."""
+    def admit(self) -> None:
+        """Refuse at once what cannot wait: no worker, or a full queue (routes ask before they decode
+        images too, so an overloaded service answers its 503s cheaply)."""
         if self.view.epoch is None:
             raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
         if self.outstanding >= self.max_queue + 1:
@@ -251,7 +252,7 @@ class WorkerClient:
 
         Leaving the iteration early (client gone) sends Abort so the worker drops or stops the work.
         """
-        self._admit()
+        self.admit()
         self.outstanding += 1
         turn = self.scheduler.turn(work) if self.scheduler is not None else contextlib.nullcontext()
         try:
@@ -297,7 +298,7 @@ class WorkerClient:
 
     async def take_turn(self) -> None:
         """The VLM on the device now (Ollama's load form): hailo-vision's turn, as a generation waits."""
-        self._admit()
+        self.admit()
         if self.scheduler is None:
             return
         try:

@@ -6,9 +6,9 @@ earlier answers) for `--minutes`: chat whole and streamed (a third of the stream
 first chunk), classify, embeddings, and bad requests (invalid JSON, a bad field, an unknown route).
 Every request must end with an answer (any status) or, for the dropped streams, the drop: "lost" is
 a connection error, or no answer within 180 s (a hang). Prints requests sent, answers by status,
-p99 time to a 503, and each process's resident memory, open files and threads after warm-up and at
-the end (after the load, once idle). Last line `soak_lost=<n> rss_growth_pct=<max over processes>`
-(targets: 0 lost; growth within 10 %).
+p99 time to a 503, and each process's resident memory, open files and threads once the load has
+warmed up (after a fifth of the run, at most a minute) and at the end. Last line
+`soak_lost=<n> rss_growth_pct=<max over processes>` (targets: 0 lost; growth within 10 %).
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ import argparse
 import asyncio
 import base64
 import io
+import json
+import math
 import random
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import numpy as np
 import psutil
 from PIL import Image
@@ -38,6 +40,7 @@ from service import Service  # noqa: E402
 ANSWER_WITHIN_S = 180.0  # past inference.timeout_s + its margin: no answer by then is a hang
 LOAD_FACTOR = 4.0
 CAPACITY_S = 20.0
+WARM_UP_S = 60.0  # at most; a fifth of a shorter soak
 
 
 def _image() -> str:
@@ -54,9 +57,9 @@ CHAT = {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 8, "t
 # (weight, kind)
 MIX = [(30, "chat"), (20, "stream"), (25, "classify"), (15, "embeddings"), (10, "bad")]
 BAD = [
-    ("/v1/chat/completions", b"{not json", {"Content-Type": "application/json"}),
-    ("/v1/chat/completions", b'{"messages": [], "temperature": 9}', {"Content-Type": "application/json"}),
-    ("/v1/no/such/route", b"{}", {"Content-Type": "application/json"}),
+    ("/v1/chat/completions", b"{not json"),
+    ("/v1/chat/completions", b'{"messages": [], "temperature": 9}'),
+    ("/v1/no/such/route", b"{}"),
 ]
 
 
@@ -73,77 +76,97 @@ class Tally:
             self.to_503.append(seconds)
 
 
-async def one(http: httpx.AsyncClient, kind: str, tally: Tally, rng: random.Random) -> None:
+def _requests() -> dict[str, list[tuple[str, bytes]]]:
+    """Each kind's requests as (path, body); bodies are built once (the client must stay cheap)."""
+    classify = {"image": IMAGE, "prompts": ["a red square", "a blue circle", "a green triangle"]}
+    return {
+        "chat": [("/v1/chat/completions", json.dumps(CHAT).encode())],
+        "stream": [("/v1/chat/completions", json.dumps({**CHAT, "stream": True}).encode())],
+        "classify": [("/v1/classify", json.dumps(classify).encode())],
+        "embeddings": [("/v1/embeddings", json.dumps({"input": ["a red square", IMAGE]}).encode())],
+        "bad": BAD,
+    }
+
+
+REQUESTS = _requests()
+
+
+async def one(port: int, kind: str, tally: Tally, rng: random.Random) -> None:
+    """One request on its own connection (raw HTTP/1.1: a load generator in Python must be cheap to
+    offer 4x); the status, or None for a stream the client dropped after its first chunk."""
+    path, body = rng.choice(REQUESTS[kind])
+    drop = kind == "stream" and rng.random() < 1 / 3
     started = time.monotonic()
     tally.sent += 1
+    writer = None
     try:
         async with asyncio.timeout(ANSWER_WITHIN_S):
-            status = await _send(http, kind, rng)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            head = f"POST {path} HTTP/1.1\r\nHost: soak\r\nContent-Type: application/json\r\n"
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            status = int((await reader.readline()).split()[1])
+            headers = {}
+            while line := (await reader.readline()).strip():
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.lower()] = value.strip()
+            if "content-length" in headers:
+                await reader.readexactly(int(headers["content-length"]))
+            elif drop and status == 200:
+                await reader.readline()  # the first chunk's size: the stream runs; leave now
+                tally.statuses["dropped_by_client"] += 1
+                return
+            else:
+                while (size := int((await reader.readline()).split(b";")[0], 16)) > 0:
+                    await reader.readexactly(size + 2)
+                await reader.readline()
     except TimeoutError:
         tally.lost.append(f"{kind}: no answer within {ANSWER_WITHIN_S:g} s")
         return
-    except httpx.HTTPError as error:
+    except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as error:
         tally.lost.append(f"{kind}: {error!r:.200}")
         return
-    if status is None:
-        tally.statuses["dropped_by_client"] += 1
-    else:
-        tally.answered(status, time.monotonic() - started)
-
-
-async def _send(http: httpx.AsyncClient, kind: str, rng: random.Random) -> int | None:
-    if kind == "chat":
-        return (await http.post("/v1/chat/completions", json=CHAT)).status_code
-    if kind == "stream":
-        async with http.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as response:
-            drop = rng.random() < 1 / 3
-            async for _ in response.aiter_lines():
-                if drop and response.status_code == 200:
-                    return None  # the client goes away mid-stream
-            return response.status_code
-    if kind == "classify":
-        body = {"image": IMAGE, "prompts": ["a red square", "a blue circle", "a green triangle"]}
-        return (await http.post("/v1/classify", json=body)).status_code
-    if kind == "embeddings":
-        body = {"input": ["a red square", IMAGE], "model": "clip-demo"}
-        return (await http.post("/v1/embeddings", json=body)).status_code
-    path, content, headers = rng.choice(BAD)
-    return (await http.post(path, content=content, headers=headers)).status_code
+    finally:
+        if writer is not None:
+            writer.close()
+    tally.answered(status, time.monotonic() - started)
 
 
 def _kind(rng: random.Random) -> str:
     return rng.choices([k for _, k in MIX], weights=[w for w, _ in MIX])[0]
 
 
-async def capacity(base_url: str) -> float:
+async def capacity(port: int) -> float:
     """Answers per second of two closed-loop clients on the mix."""
     rng, tally = random.Random(1), Tally()
     deadline = time.monotonic() + CAPACITY_S
-    async with httpx.AsyncClient(base_url=base_url, timeout=ANSWER_WITHIN_S) as http:
 
-        async def client() -> None:
-            while time.monotonic() < deadline:
-                await one(http, _kind(rng), tally, rng)
+    async def client() -> None:
+        while time.monotonic() < deadline:
+            await one(port, _kind(rng), tally, rng)
 
-        await asyncio.gather(client(), client())
+    await asyncio.gather(client(), client())
     return tally.sent / CAPACITY_S
 
 
-async def soak(base_url: str, rate: float, seconds: float) -> Tally:
+async def soak(port: int, rate: float, seconds: float, warm: Callable[[], None]) -> Tally:
+    """Open-loop arrivals at `rate` for `seconds`; `warm()` is called once the load has run its
+    warm-up (caches, pools and allocator arenas filled), where growth starts to count."""
     rng, tally = random.Random(2), Tally()
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base_url, timeout=ANSWER_WITHIN_S, limits=limits) as http:
-        tasks: set[asyncio.Task[None]] = set()
-        deadline = time.monotonic() + seconds
-        next_at = time.monotonic()
-        while next_at < deadline and time.monotonic() < deadline:  # arrivals the client missed are lost
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            task = asyncio.create_task(one(http, _kind(rng), tally, rng))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            next_at += rng.expovariate(rate)
-        if tasks:
-            await asyncio.wait(tasks)
+    tasks: set[asyncio.Task[None]] = set()
+    deadline = time.monotonic() + seconds
+    warm_at = time.monotonic() + min(WARM_UP_S, seconds / 5)
+    next_at = time.monotonic()
+    while next_at < deadline and time.monotonic() < deadline:  # arrivals the client missed are lost
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        task = asyncio.create_task(one(port, _kind(rng), tally, rng))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        next_at += rng.expovariate(rate)
+        if time.monotonic() >= warm_at:
+            warm()
+            warm_at = math.inf
+    if tasks:
+        await asyncio.wait(tasks)
     return tally
 
 
@@ -172,11 +195,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         service = Service(Path(tmp), {"logging": {"level": "warning"}}).wait_ready()
         try:
-            measured = asyncio.run(capacity(service.base_url))
-            start = resources(service)
+            measured = asyncio.run(capacity(service.port))
+            start: dict[str, tuple[int, int, int]] = {}
             rate = LOAD_FACTOR * measured
             started = time.monotonic()
-            tally = asyncio.run(soak(service.base_url, rate, args.minutes * 60))
+            tally = asyncio.run(
+                soak(service.port, rate, args.minutes * 60, lambda: start.update(resources(service)))
+            )
             took = time.monotonic() - started
             end = resources(service)
             restarts = service.http.get("/health").json()["worker_restarts"]

@@ -167,7 +167,7 @@ class ApiConfig:
     open_probes: bool = True  # /health, /health/ready, /readyz and / answer without a key
     open_metrics: bool = False  # /metrics answers without a key
     max_connections: int = setting(256, gt=0)
-    keep_alive_s: int = setting(5, gt=0)
+    keep_alive_s: int = setting(10, gt=0)  # past the 5 s idle expiry of httpx (openai, ollama clients)
     header_timeout_s: float = setting(10.0, gt=0)
     max_header_bytes: int = setting(64 * 1024, ge=1024)
     body_timeout_s: float = setting(60.0, gt=0)
