@@ -125,6 +125,11 @@ class Generation:
     async def whole(self, request: Request) -> str:
         """The whole text (504 when the worker does not finish in time: the worker client bounds every
         wait); a client that goes away stops the generation."""
+        if isinstance(self.first, Final):  # not streamed: the whole answer came in its one frame
+            try:
+                return await self._text()
+            finally:
+                await self.close()
         work = asyncio.ensure_future(self._text())
         gone = asyncio.ensure_future(_wait_disconnect(request))
         try:
