@@ -1,7 +1,8 @@
 """Run one generation on the NPU worker and relay it: the one code path every dialect's route shares.
 
 `Generation.start` decodes the conversation's images, sends the request through
-`services.worker.generate` (admission, and whatever gating the worker client applies) and awaits the
+`services.worker.generate` (admission, and whatever gating the worker client applies) - or, for one
+of hailo-ollama's models, through the door (api.door), which yields the same frames - and awaits the
 first frame, so errors found before any token (unknown model, context overflow, full queue) still get
 their own status. The route then either streams `pieces()` through `stream_response`, or awaits
 `whole(request)`, which stops the generation when the client goes away. Every wait for the worker
@@ -22,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from api.conversation import Conversation
+from api.door import forward
 from api.errors import APIError
 from api.image_loading import load_images
 from api.services import Services
-from npu_worker.backend import ImagePart, Message, ModelInfo, TextPart
+from npu_worker.backend import OLLAMA_BACKEND, ImagePart, Message, ModelInfo, TextPart
 from npu_worker.protocol import Final, Generate, Token
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -77,13 +79,17 @@ class Generation:
         arrived: float,
         params: Mapping[str, str] | None = None,
     ) -> Generation:
-        services.worker.admit()
-        images = await load_images(conversation.images, services, model.max_pixels)
-        messages = _messages(conversation, images)
-        timeout_s = services.config.inference.timeout_s
-        frames = services.worker.generate(
-            lambda rid: Generate(rid, model.id, messages, conversation.params, timeout_s, stream), timeout_s
-        )
+        if model.served_by == OLLAMA_BACKEND:
+            frames = forward(services, model, conversation)
+        else:
+            services.worker.admit()
+            images = await load_images(conversation.images, services, model.max_pixels)
+            messages = _messages(conversation, images)
+            timeout_s = services.config.inference.timeout_s
+            frames = services.worker.generate(
+                lambda rid: Generate(rid, model.id, messages, conversation.params, timeout_s, stream),
+                timeout_s,
+            )
         services.in_flight += 1
         generation = cls(services, model, arrived, frames, None, params or {})
         try:
@@ -110,14 +116,18 @@ class Generation:
         if not isinstance(item, Final):
             raise APIError(500, f"the worker answered a generation with {item!r}", "protocol_error")
         self.final = item
-        metrics = self.services.metrics
-        metrics.queue_wait.observe(item.queue_wait_s)
-        metrics.ttft.observe(item.queue_wait_s + item.ttft_s)
-        metrics.prompt_tokens.inc(item.prompt_tokens)
-        metrics.completion_tokens.inc(item.completion_tokens)
-        self.services.recent.generated(item.completion_tokens)
+        if self.model.served_by != OLLAMA_BACKEND:  # hailo-vision's figures are its own models'
+            self._record(item)
         if item.text:
             yield item.text
+
+    def _record(self, final: Final) -> None:
+        metrics = self.services.metrics
+        metrics.queue_wait.observe(final.queue_wait_s)
+        metrics.ttft.observe(final.queue_wait_s + final.ttft_s)
+        metrics.prompt_tokens.inc(final.prompt_tokens)
+        metrics.completion_tokens.inc(final.completion_tokens)
+        self.services.recent.generated(final.completion_tokens)
 
     async def _text(self) -> str:
         return "".join([piece async for piece in self.pieces()])
