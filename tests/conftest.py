@@ -46,6 +46,7 @@ NEVER_LOGGED = (
     "Bearer ",
     "inline-key",
     "file-key",
+    "access-key",
     "What color is the shape",
     "Describe the shapes",
     "What shape is this",

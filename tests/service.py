@@ -90,12 +90,14 @@ class Service:
         )
         self.http = httpx.Client(base_url=self.base_url, timeout=30)
 
-    def wait_ready(self, timeout_s: float = 60.0) -> Service:
+    def wait_ready(self, timeout_s: float = 60.0, headers: dict[str, str] | None = None) -> Service:
+        """Until /health/ready answers 200 (`headers`: an API key, where the probes are closed)."""
+
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"service exited {self.process.returncode}:\n{self.logs()}")
             try:
-                return self.http.get("/health/ready").status_code == 200
+                return self.http.get("/health/ready", headers=headers).status_code == 200
             except httpx.TransportError:
                 return False
 
