@@ -20,9 +20,13 @@ answer, nor a body sent after its early answer. Here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import logging
 import socket
+import struct
+import termios
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -33,6 +37,7 @@ from npu_worker.logs import log_event
 log = logging.getLogger("api.http")
 OVERLOADED = "hailo_vision.overloaded"  # set in a request's scope: the app answers it 503
 EVICTABLE_IDLE_S = 1.0  # a connection idle this long may be closed to make room (never a fresher one)
+EVICTION_SCAN = 32  # idle connections looked at for one that really is (no request waiting unread)
 # What a client that stops reading can hold of its answers, in the kernel and here, before
 # api.send_timeout_s starts to count: answers are small and streams slow, so this costs no speed.
 SEND_BUFFER_BYTES = 32 * 1024
@@ -66,13 +71,29 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._start_head()
 
     def _make_room(self) -> None:
-        oldest, since = next(iter(self.idle.items()), (None, 0.0))
-        if oldest is None or self.loop.time() - since < EVICTABLE_IDLE_S:
-            self._over_limit = True
+        """Close the oldest connection that is really idle; else this one's request is refused."""
+        now = self.loop.time()
+        for candidate, since in list(self.idle.items())[:EVICTION_SCAN]:
+            if now - since < EVICTABLE_IDLE_S:
+                break  # the rest are younger still
+            if candidate._unread():
+                continue  # its request came and waits for a busy loop: closing it would lose it
+            open_now = len(self.connections)
+            log_event(log, "idle_connection_closed", client=candidate._peer(), connections=open_now)
+            candidate._forget()
+            candidate.transport.close()
             return
-        log_event(log, "idle_connection_closed", client=oldest._peer(), connections=len(self.connections))
-        oldest._forget()
-        oldest.transport.close()
+        self._over_limit = True
+
+    def _unread(self) -> int:
+        """Bytes the kernel holds for this connection that the loop has not read yet."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return 0
+        with contextlib.suppress(OSError):
+            answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+            return int(struct.unpack("i", answer)[0])
+        return 0
 
     def _rest(self) -> None:
         """Between requests now (the oldest first in `idle`)."""
