@@ -19,7 +19,6 @@ import asyncio
 import base64
 import io
 import json
-import math
 import random
 import sys
 import tempfile
@@ -42,6 +41,7 @@ ANSWER_WITHIN_S = 180.0  # past inference.timeout_s + its margin: no answer by t
 LOAD_FACTOR = 4.0
 CAPACITY_S = 20.0
 WARM_UP_S = 90.0  # at most (half a shorter soak): past the API's one-minute windows filling up
+SAMPLE_S = 15.0
 
 
 def _image() -> str:
@@ -149,13 +149,12 @@ async def capacity(port: int) -> float:
     return tally.sent / CAPACITY_S
 
 
-async def soak(port: int, rate: float, seconds: float, warm: Callable[[], None]) -> Tally:
-    """Open-loop arrivals at `rate` for `seconds`; `warm()` is called once the load has run its
-    warm-up (caches, pools and allocator arenas filled), where growth starts to count."""
+async def soak(port: int, rate: float, seconds: float, sample: Callable[[], None]) -> Tally:
+    """Open-loop arrivals at `rate` for `seconds`; `sample()` every SAMPLE_S meanwhile."""
     rng, tally = random.Random(2), Tally()
     tasks: set[asyncio.Task[None]] = set()
     deadline = time.monotonic() + seconds
-    warm_at = time.monotonic() + min(WARM_UP_S, seconds / 2)
+    sample_at = time.monotonic() + SAMPLE_S
     next_at = time.monotonic()
     while next_at < deadline and time.monotonic() < deadline:  # arrivals the client missed are lost
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -163,9 +162,9 @@ async def soak(port: int, rate: float, seconds: float, warm: Callable[[], None])
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         next_at += rng.expovariate(rate)
-        if time.monotonic() >= warm_at:
-            warm()
-            warm_at = math.inf
+        if time.monotonic() >= sample_at:
+            sample()
+            sample_at += SAMPLE_S
     if tasks:
         await asyncio.wait(tasks)
     return tally
@@ -197,12 +196,14 @@ def main() -> int:
         service = Service(Path(tmp), {"logging": {"level": "warning"}}).wait_ready()
         try:
             measured = asyncio.run(capacity(service.port))
-            start: dict[str, tuple[int, int, int]] = {}
+            samples: list[tuple[float, dict[str, tuple[int, int, int]]]] = []
             rate = LOAD_FACTOR * measured
             started = time.monotonic()
-            tally = asyncio.run(
-                soak(service.port, rate, args.minutes * 60, lambda: start.update(resources(service)))
-            )
+
+            def sample() -> None:
+                samples.append((time.monotonic() - started, resources(service)))
+
+            tally = asyncio.run(soak(service.port, rate, args.minutes * 60, sample))
             took = time.monotonic() - started
             end = resources(service)
             restarts = service.http.get("/health").json()["worker_restarts"]
@@ -215,6 +216,10 @@ def main() -> int:
     print(f"lost={len(tally.lost)} " + " ".join(f"{k}={v}" for k, v in kinds.most_common()))
     print("; ".join(tally.lost[:3]))
     print(f"p99_to_503_ms={percentile(tally.to_503, 0.99) * 1000:.1f} (503s: {len(tally.to_503)})")
+    warm_s = min(WARM_UP_S, args.minutes * 30)
+    start = next((r for at, r in samples if at >= warm_s), samples[-1][1] if samples else end)
+    trend = " ".join(f"{r['api'][0] / 2**20:.0f}" for _, r in samples)
+    print(f"api_rss_mb_every_{SAMPLE_S:g}s {trend} (growth counted from {warm_s:g} s)")
     growth = []
     for name in start:
         (rss0, fds0, threads0), (rss1, fds1, threads1) = start[name], end[name]
