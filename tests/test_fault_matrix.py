@@ -84,7 +84,6 @@ def test_a_killed_api_closes_its_connections_and_is_restarted(tmp_path: Path) ->
             stream.close()
         service.wait_ready()
         assert _serves(service)
-        wait_until(lambda: "event=api_lost_requests_aborted" in service.logs())  # the worker let go
     finally:
         service.stop()
 
