@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.endpoints import ENDPOINTS
 from api.errors import APIError
 from api.generation import ClientGone
+from api.http_guard import OVERLOADED
 from api.keys import load_api_keys, valid_key
 from api.openapi import openapi_json
 from api.services import Services, services_of
@@ -27,23 +28,23 @@ from npu_worker.logs import log_event
 from scheduler.driver import Scheduler
 
 log = logging.getLogger("api")
-# Probes and documents: open even when API keys are configured ("/" is Ollama's liveness probe).
-OPEN_PATHS = frozenset({"/health", "/health/ready", "/readyz", "/", "/openapi.json"})
+# Probes ("/" is Ollama's liveness probe): open with API keys set while api.open_probes is true.
+PROBES = frozenset({"/health", "/health/ready", "/readyz", "/"})
+# Not logged per request (polled): the probes, the metrics and the document.
+QUIET_PATHS = PROBES | {"/metrics", "/openapi.json"}
 ADMIN_PREFIX = "/admin/"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-def error_response(error: APIError, path: str, request_id: str | None = None) -> JSONResponse:
-    headers = error.headers()
-    if request_id:
-        headers["X-Request-ID"] = request_id
-    return JSONResponse(error.body_for(path), status_code=error.status, headers=headers)
+def error_response(error: APIError, path: str) -> JSONResponse:
+    """The error in its route's dialect (the access middleware adds X-Request-ID to every answer)."""
+    return JSONResponse(error.body_for(path), status_code=error.status, headers=error.headers())
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
     services_of(request).recent.failed(exc.code, exc.message)
-    return error_response(exc, request.url.path, request.scope.get("request_id"))
+    return error_response(exc, request.url.path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -51,7 +52,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"{request.method} {request.url.path}: {exc.detail}"
     error = APIError(exc.status_code, message, code)
-    return error_response(error, request.url.path, request.scope.get("request_id"))
+    return error_response(error, request.url.path)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:
@@ -61,7 +62,7 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled_error", extra={"fields": {"rid": request.scope.get("request_id")}})
     error = APIError(500, "internal error; see the service log", "internal_error")
-    return error_response(error, request.url.path, request.scope.get("request_id"))
+    return error_response(error, request.url.path)
 
 
 class AccessMiddleware:
@@ -70,6 +71,10 @@ class AccessMiddleware:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
+        api = services.config.api
+        self.open_paths = (PROBES if api.open_probes else frozenset()) | (
+            {"/metrics"} if api.open_metrics else frozenset()
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,16 +95,21 @@ class AccessMiddleware:
 
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            await error_response(refusal, path, request_id)(scope, receive, send_with_id)
+            await error_response(refusal, path)(scope, receive, send_with_id)
             self._record(scope, path, refusal.status, started, request_id)
             return
         await self.app(scope, receive, send_with_id)
         self._record(scope, path, status_holder["status"], started, request_id)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> APIError | None:
-        """401 without a valid key where keys are configured; admin routes only on loopback or with a key."""
+        """503 past api.max_connections; 401 without a valid key where keys are configured; admin routes
+        only on loopback or with a key."""
         path, keys = scope["path"], self.services.api_keys
-        if path in OPEN_PATHS or scope["method"] == "OPTIONS":
+        if scope.get(OVERLOADED):
+            limit = self.services.config.api.max_connections
+            message = f"more than {limit} connections at once (api.max_connections); retry shortly"
+            return APIError(503, message, "overloaded", None, 1.0)
+        if path in self.open_paths or scope["method"] == "OPTIONS":
             return None
         key = headers.get("authorization", "")
         has_key = key.lower().startswith("bearer ") and bool(keys) and valid_key(key[7:].strip(), keys)
@@ -123,7 +133,7 @@ class AccessMiddleware:
         self.services.recent.finished(status, elapsed)
         self.services.metrics.requests.labels(route, str(status)).inc()
         self.services.metrics.latency.labels(route).observe(elapsed)
-        if path not in OPEN_PATHS and path != "/metrics":
+        if path not in QUIET_PATHS:
             log_event(
                 log,
                 "request",
@@ -138,7 +148,7 @@ class AccessMiddleware:
 def _route_label(scope: Scope, path: str) -> str:
     """The route's template (bounded label values), or 'unmatched'."""
     route = scope.get("route")
-    return getattr(route, "path", None) or ("unmatched" if path not in OPEN_PATHS else path)
+    return getattr(route, "path", None) or ("unmatched" if path not in QUIET_PATHS else path)
 
 
 def create_app(config: Config, worker: WorkerClient, scheduler: Scheduler) -> Starlette:

@@ -5,7 +5,8 @@
 of hailo-ollama's models, through the door (api.door), which yields the same frames - and awaits the
 first frame, so errors found before any token (unknown model, context overflow, full queue) still get
 their own status. The route then either streams `pieces()` through `stream_response`, or awaits
-`whole(request)`, which stops the generation when the client goes away or the timeout passes. Either
+`whole(request)`, which stops the generation when the client goes away. Every wait for the worker
+is bounded by the worker client (inference.timeout_s and a margin: 504 beyond). Either
 way `final` then holds the worker's figures, and metrics are recorded once, here.
 """
 
@@ -29,7 +30,6 @@ from api.services import Services
 from npu_worker.backend import OLLAMA_BACKEND, ImagePart, Message, ModelInfo, TextPart
 from npu_worker.protocol import Final, Generate, Token
 
-API_TIMEOUT_MARGIN_S = 5.0  # the worker enforces the timeout; this guards against a stuck worker
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 Frame = Token | Final
 
@@ -82,11 +82,13 @@ class Generation:
         if model.served_by == OLLAMA_BACKEND:
             frames = forward(services, model, conversation)
         else:
+            services.worker.admit()
             images = await load_images(conversation.images, services, model.max_pixels)
             messages = _messages(conversation, images)
             timeout_s = services.config.inference.timeout_s
             frames = services.worker.generate(
-                lambda rid: Generate(rid, model.id, messages, conversation.params, timeout_s, stream)
+                lambda rid: Generate(rid, model.id, messages, conversation.params, timeout_s, stream),
+                timeout_s,
             )
         services.in_flight += 1
         generation = cls(services, model, arrived, frames, None, params or {})
@@ -131,20 +133,23 @@ class Generation:
         return "".join([piece async for piece in self.pieces()])
 
     async def whole(self, request: Request) -> str:
-        """The whole text, or 504 past the timeout; a client that goes away stops the generation."""
-        work = asyncio.create_task(self._text())
-        gone = asyncio.create_task(_wait_disconnect(request))
-        timeout = self.services.config.inference.timeout_s + API_TIMEOUT_MARGIN_S
+        """The whole text (504 when the worker does not finish in time: the worker client bounds every
+        wait); a client that goes away stops the generation."""
+        if isinstance(self.first, Final):  # not streamed: the whole answer came in its one frame
+            try:
+                return await self._text()
+            finally:
+                await self.close()
+        work = asyncio.ensure_future(self._text())
+        gone = asyncio.ensure_future(_wait_disconnect(request))
         try:
-            done, _ = await asyncio.wait({work, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if work in done:
+            await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
                 return work.result()
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError, APIError):
                 await work
-            if gone in done:
-                raise ClientGone
-            raise APIError(504, f"the generation did not finish within {timeout:g} s", "timeout")
+            raise ClientGone
         finally:
             gone.cancel()
             await self.close()

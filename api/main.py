@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ import zmq
 import zmq.asyncio
 
 from api.app import create_app
+from api.http_guard import guarded_protocol
 from api.services import Services
 from api.worker_client import WorkerClient
 from npu_worker import protocol
@@ -59,9 +61,10 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
     sent_at = 0.0
     try:
         while True:
-            if os.getppid() != parent and not server.should_exit:
+            if os.getppid() != parent and not server.force_exit:
+                # No drain: the worker leaves too, and the port must be free for a new service.
                 log_event(log, "supervisor_gone", logging.WARNING)
-                server.should_exit = True
+                server.should_exit = server.force_exit = True
             if services.state == ApiState.STARTING and server.started:
                 services.state = ApiState.LISTENING
                 log_event(log, "listening", host=services.config.api.host, port=services.config.api.port)
@@ -94,6 +97,13 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
         control.close(linger=0)
 
 
+def _raise_open_files_limit() -> None:
+    """Up to the hard limit: api.max_connections sockets must never run the process out of files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 async def serve(config: Config, runtime_dir: Path) -> None:
     worker = WorkerClient(
         runtime_dir,
@@ -110,14 +120,18 @@ async def serve(config: Config, runtime_dir: Path) -> None:
     worker.scheduler = scheduler
     await scheduler.start()
     app = create_app(config, worker, scheduler)
+    api = config.api
+    _raise_open_files_limit()
     server = _Server(
         uvicorn.Config(
             app,
-            host=config.api.host,
-            port=config.api.port,
+            host=api.host,
+            port=api.port,
+            http=guarded_protocol(api),
+            timeout_keep_alive=api.keep_alive_s,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=int(max(1, config.api.drain_timeout_s)),
+            timeout_graceful_shutdown=int(max(1, api.drain_timeout_s)),
             lifespan="off",
         )
     )

@@ -50,12 +50,25 @@ class _Schemas(GenerateJsonSchema):
         return False
 
 
+# A stream's schema is one event's (as schemathesis and OpenAPI 3.2's itemSchema read an SSE stream):
+# its `data` is a JSON document, or `[DONE]`.
+SSE_EVENT = {
+    "type": "object",
+    "description": "One server-sent event",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    "required": ["data"],
+}
+
+
+def _success_schema(media: str) -> dict[str, Any]:
+    if media == SSE:
+        return SSE_EVENT
+    return {"type": "string"} if media.startswith("text/") else {}
+
+
 def _operation(endpoint: Any, ollama: bool) -> dict[str, Any]:
     error = {"$ref": _REF.format(model="OllamaError" if ollama else "OpenAIError")}
-    success = {
-        media: {"schema": {"type": "string"} if media == SSE or media.startswith("text/") else {}}
-        for media in endpoint.answers
-    }
+    success = {media: {"schema": _success_schema(media)} for media in endpoint.answers}
     operation: dict[str, Any] = {
         "summary": endpoint.summary,
         "tags": [endpoint.tag],

@@ -44,21 +44,28 @@ class RecentRequests:
         self.errors: collections.deque[ErrorSeen] = collections.deque(maxlen=ERRORS_KEPT)
 
     def finished(self, status: int, seconds: float) -> None:
-        self._requests.append(_Request(self.clock(), status, seconds))
+        now = self.clock()
+        self._requests.append(_Request(now, status, seconds))
+        self._forget_before(now)  # here, not only when read: nobody may ask for months
 
     def generated(self, tokens: int) -> None:
-        self._tokens.append((self.clock(), tokens))
+        now = self.clock()
+        self._tokens.append((now, tokens))
+        self._forget_before(now)
+
+    def _forget_before(self, now: float) -> None:
+        """Drop what left the window: the memory held is one minute of requests, whatever the uptime."""
+        while self._requests and now - self._requests[0].at > WINDOW_S:
+            self._requests.popleft()
+        while self._tokens and now - self._tokens[0][0] > WINDOW_S:
+            self._tokens.popleft()
 
     def failed(self, code: str, message: str) -> None:
         at = datetime.now(UTC).isoformat(timespec="seconds")
         self.errors.append(ErrorSeen(at, code, message))
 
     def summary(self) -> dict[str, Any]:
-        now = self.clock()
-        while self._requests and now - self._requests[0].at > WINDOW_S:
-            self._requests.popleft()
-        while self._tokens and now - self._tokens[0][0] > WINDOW_S:
-            self._tokens.popleft()
+        self._forget_before(self.clock())
         by_status = collections.Counter(str(r.status) for r in self._requests)
         served = sorted(r.seconds for r in self._requests if r.status < 400)
         tokens = sum(n for _, n in self._tokens)

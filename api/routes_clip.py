@@ -62,6 +62,7 @@ def _input_side(model: ModelInfo) -> int:
 
 async def _load(services: Services, model: ModelInfo, refs: Sequence[ImageRef]) -> list[np.ndarray]:
     """The images decoded to about the encoder's input size (never enlarged)."""
+    services.worker.admit()
     side = _input_side(model)
     target = model.image_size[0] * model.image_size[1] if model.image_size else None
     return await load_images(refs, services, target, side)
@@ -126,6 +127,7 @@ def in_input_order(req: EmbeddingsRequest, embedded: Embedded) -> list[np.ndarra
 async def _classify_images(services: Services, model: ModelInfo, req: ClassifyRequest) -> list[np.ndarray]:
     if not req.boxes:
         return await _load(services, model, req.refs)
+    services.worker.admit()
     (full,) = await load_images(req.refs, services, None)
     check_regions(req.boxes, full.shape[1], full.shape[0])
     return await run_in_threadpool(_crops, full, req.boxes, _input_side(model))

@@ -54,6 +54,9 @@ from scheduler.drain import DrainRate
 from scheduler.driver import Scheduler, TurnRefused, Work
 
 log = logging.getLogger("api.worker")
+# How long past the worker's own bound (inference.timeout_s) the API waits for a request's next frame:
+# the worker answers 504 itself at its bound; silence beyond this means a lost frame or a stuck worker.
+REPLY_MARGIN_S = 5.0
 
 
 Result = Token | Final | Embeddings  # what a request's stream yields; an Error frame raises instead
@@ -104,6 +107,19 @@ class WorkerView:
         return self.beat.clip_placement if self.beat is not None else Placement.NONE
 
 
+async def _next_within(
+    queue: asyncio.Queue[Result | Error | APIError], deadline: float, within_s: float
+) -> Result | Error | APIError:
+    """The next frame, or 504 past `deadline` (a frame already there costs no timer: tokens stream)."""
+    if not queue.empty():
+        return queue.get_nowait()
+    try:
+        async with asyncio.timeout_at(deadline):
+            return await queue.get()
+    except TimeoutError:
+        raise APIError(504, f"the NPU worker did not answer within {within_s:g} s", "timeout") from None
+
+
 def error_from_frame(error: Error) -> APIError:
     status = ERROR_STATUS.get(error.code, 500)
     retry = 2.0 if status == 503 else None
@@ -112,9 +128,15 @@ def error_from_frame(error: Error) -> APIError:
 
 class WorkerClient:
     def __init__(
-        self, runtime_dir: Path, heartbeat_interval_s: float, heartbeat_timeout_s: float, max_queue: int
+        self,
+        runtime_dir: Path,
+        heartbeat_interval_s: float,
+        heartbeat_timeout_s: float,
+        max_queue: int,
+        reply_margin_s: float = REPLY_MARGIN_S,
     ) -> None:
         self.runtime_dir = runtime_dir
+        self.reply_margin_s = reply_margin_s
         self.endpoint = protocol.worker_endpoint(runtime_dir)
         self.heartbeat_interval_s = heartbeat_interval_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
@@ -206,8 +228,9 @@ class WorkerClient:
 
     # --- requests ------------------------------------------------------------------------------------
 
-    def _admit(self) -> None:
-        """Refuse at once what cannot wait: no worker, or a full queue."""
+    def admit(self) -> None:
+        """Refuse at once what cannot wait: no worker, or a full queue (routes ask before they decode
+        images too, so an overloaded service answers its 503s cheaply)."""
         if self.view.epoch is None:
             raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
         if self.outstanding >= self.max_queue + 1:
@@ -220,27 +243,30 @@ class WorkerClient:
             )
 
     async def request(
-        self, work: Work, make: Callable[[str], Generate | Embed]
+        self, work: Work, make: Callable[[str], Generate | Embed], timeout_s: float
     ) -> AsyncGenerator[Result, None]:
         """Send one request (built by `make` from its request id) once it may run - the scheduler
         holds work that needs the device until hailo-vision's turn - and yield its results until
-        Final or Embeddings; an Error frame raises APIError.
+        Final or Embeddings; an Error frame raises APIError. The worker bounds its work by `timeout_s`;
+        a reply missing `reply_margin_s` past that is a 504.
 
         Leaving the iteration early (client gone) sends Abort so the worker drops or stops the work.
         """
-        self._admit()
+        self.admit()
         self.outstanding += 1
         turn = self.scheduler.turn(work) if self.scheduler is not None else contextlib.nullcontext()
         try:
             async with turn:
-                async for item in self._exchange(make):
+                async for item in self._exchange(make, timeout_s + self.reply_margin_s):
                     yield item
         except TurnRefused as refused:
             raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
         finally:
             self.outstanding -= 1
 
-    async def _exchange(self, make: Callable[[str], Generate | Embed]) -> AsyncGenerator[Result, None]:
+    async def _exchange(
+        self, make: Callable[[str], Generate | Embed], within_s: float
+    ) -> AsyncGenerator[Result, None]:
         epoch = self.view.epoch
         if epoch is None:
             raise self._unavailable(f"the NPU worker is not available: {self.view.detail}")
@@ -250,8 +276,9 @@ class WorkerClient:
         finished = False
         try:
             await self._send(epoch, make(rid))
+            deadline = asyncio.get_running_loop().time() + within_s
             while True:
-                item = await stream.queue.get()
+                item = await _next_within(stream.queue, deadline, within_s)
                 if isinstance(item, APIError):
                     finished = True
                     raise item
@@ -271,7 +298,7 @@ class WorkerClient:
 
     async def take_turn(self) -> None:
         """The VLM on the device now (Ollama's load form): hailo-vision's turn, as a generation waits."""
-        self._admit()
+        self.admit()
         if self.scheduler is None:
             return
         try:
@@ -280,7 +307,9 @@ class WorkerClient:
         except TurnRefused as refused:
             raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
 
-    async def generate(self, make: Callable[[str], Generate]) -> AsyncGenerator[Token | Final, None]:
+    async def generate(
+        self, make: Callable[[str], Generate], timeout_s: float
+    ) -> AsyncGenerator[Token | Final, None]:
         """A generation's tokens, then its Final; its length capped where the degradation rung says."""
 
         def capped(rid: str) -> Generate:
@@ -290,19 +319,16 @@ class WorkerClient:
                 return message
             return dataclasses.replace(message, params=dataclasses.replace(message.params, max_tokens=cap))
 
-        async for item in self.request(Work.GENERATE, capped):
+        async for item in self.request(Work.GENERATE, capped, timeout_s):
             if isinstance(item, Embeddings):
                 raise APIError(500, "the worker answered a generation with embeddings", "protocol_error")
             yield item
 
     async def embed(self, make: Callable[[str], Embed], timeout_s: float) -> Embeddings:
-        """CLIP work's embeddings, within `timeout_s` (else 504)."""
-        frames = self.request(Work.CLIP, make)
+        """CLIP work's embeddings (504 when they do not come in time)."""
+        frames = self.request(Work.CLIP, make, timeout_s)
         try:
-            async with asyncio.timeout(timeout_s):
-                answer = await anext(frames)
-        except TimeoutError:
-            raise APIError(504, f"the embeddings did not arrive within {timeout_s:g} s", "timeout") from None
+            answer = await anext(frames)
         finally:
             with contextlib.suppress(APIError):
                 await frames.aclose()

@@ -164,6 +164,14 @@ class ApiConfig:
     max_images_per_request: int = setting(8, gt=0)
     allow_remote_images: bool = False
     remote_image_timeout_s: float = setting(10.0, gt=0)
+    open_probes: bool = True  # /health, /health/ready, /readyz and / answer without a key
+    open_metrics: bool = False  # /metrics answers without a key
+    max_connections: int = setting(256, gt=0)
+    keep_alive_s: int = setting(10, gt=0)  # past the 5 s idle expiry of httpx (openai, ollama clients)
+    header_timeout_s: float = setting(10.0, gt=0)
+    max_header_bytes: int = setting(64 * 1024, ge=1024)
+    body_timeout_s: float = setting(60.0, gt=0)
+    send_timeout_s: float = setting(30.0, gt=0)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class Step(enum.Enum):
     LOAD = "load"
     CLIP = "clip"
     START = "start"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 - a generated token, not a secret
     PREPARE_PROMPTS = "prepare_prompts"
     SAVE_CACHE = "save_cache"
     WAIT = "wait"
@@ -139,6 +139,11 @@ class Engine:
     def request_release(self, scope: ReleaseScope, reason: str) -> None:
         with self._wake:
             self.device.ask_release(scope, reason)
+            if self.state != WorkerState.READY:  # generations queued for a load now called off
+                while self._generations:
+                    job = self._generations.popleft()
+                    self._jobs.pop(job.rid, None)
+                    self.fail(job.rid, "npu_released", f"the models were given back: {reason}")
             self._wake.notify()
 
     def apply_limits(self, limits: Limits) -> None:
@@ -162,6 +167,10 @@ class Engine:
         if isinstance(job, EmbedJob) and self.clip_placement != Placement.NONE:
             return None
         if self.state == WorkerState.READY:
+            return None
+        # Told to load and loading (or about to): the job waits for READY. The scheduler may have let
+        # it through on a heartbeat sent just before a release it had already called off.
+        if self.device.want_loaded and self.state in (WorkerState.RELEASED, WorkerState.LOADING):
             return None
         code = {WorkerState.RELEASED: "npu_released", WorkerState.NPU_BUSY: "npu_busy"}
         return code.get(self.state, "model_loading"), f"the models are not on the device: {self.detail}"
@@ -200,12 +209,12 @@ class Engine:
     def queued(self) -> int:
         return len(self._generations) + len(self._clip_jobs)
 
-    def stop(self) -> None:
+    def stop(self, join_s: float) -> None:
         self.abort_all()
         with self._wake:
             self._stopping = True
             self._wake.notify()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=join_s)
 
     def fail(self, rid: str, code: str, message: str, param: str | None = None) -> None:
         self.figures.requests_failed += 1

@@ -54,6 +54,8 @@ EXIT_FATAL = 3
 # 50 s of tokens, far past worker.heartbeat_timeout_s, after which a silent API's requests are aborted.
 RESULTS_HWM = 100_000
 FLUSH_S = 0.1
+STOP_JOIN_S = 10.0  # a stop waits this long for the compute thread to finish its step
+ORPHAN_JOIN_S = 1.0  # without a supervisor: the service's children must be gone within 2 s
 
 
 class WorkerProcess:
@@ -77,6 +79,7 @@ class WorkerProcess:
         self.fatal_message: str | None = None
         self.api_seen = time.monotonic()
         self.parent_pid = os.getppid()
+        self.orphaned = False  # the supervisor is gone: leave at once, nobody will stop us in order
         self.chip_celsius: float | None = None
         self._thermometer = threading.Thread(target=self._read_chip, name="thermometer", daemon=True)
 
@@ -228,6 +231,7 @@ class WorkerProcess:
                 self._check_api_alive()
                 if os.getppid() != self.parent_pid:
                     log_event(log, "supervisor_gone", logging.WARNING)
+                    self.orphaned = True
                     self.stopping.set()
                 next_beat = now + interval
             ready = dict(poller.poll(timeout=max(1, int((next_beat - now) * 1000))))
@@ -243,7 +247,7 @@ class WorkerProcess:
             log_event(log, "worker_exit_fatal", logging.ERROR, error=self.fatal_message)
             time.sleep(FLUSH_S)  # zmq sends from its own I/O thread, which os._exit would cut short
             return EXIT_FATAL
-        self.engine.stop()
+        self.engine.stop(join_s=ORPHAN_JOIN_S if self.orphaned else STOP_JOIN_S)
         log_event(log, "worker_stopped")
         return 0
 
@@ -255,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: worker.stopping.set())
     log_event(log, "worker_started", pid=os.getpid(), epoch=worker.epoch, backend=config.backend)
     code = worker.serve()
-    if code == EXIT_FATAL:
+    if code == EXIT_FATAL or worker.orphaned:
         os._exit(code)  # the engine thread may be stuck in the device: do not wait for it
     return code
 

@@ -58,7 +58,7 @@ class Kind(StrEnum):
     LIMITS = "limits"
     # worker -> API
     HEARTBEAT = "heartbeat"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 - a generated token, not a secret
     FINAL = "final"
     EMBEDDINGS = "embeddings"
     ERROR = "error"

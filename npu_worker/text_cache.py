@@ -109,23 +109,35 @@ class TextEmbeddingCache:
         log_event(log, "text_cache_saved", path=str(path), entries=len(keys))
 
     def load(self, path: Path, dim: int) -> int:
-        """Add the saved entries of embedding size `dim`; a missing or unreadable file is skipped."""
+        """Add the saved entries of embedding size `dim`; a missing, unreadable or corrupt file is
+        skipped (logged): the cache is only a head start, and the worker must start without it."""
         if not path.is_file():
             return 0
         try:
-            with np.load(path, allow_pickle=False) as data:
-                header = json.loads(str(data["keys"]))
-                vectors = np.asarray(data["vectors"], dtype=np.float32)
-            if header.get("v") != FORMAT_VERSION or vectors.ndim != 2 or len(header["keys"]) != len(vectors):
-                raise ValueError("unexpected layout")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log_event(log, "text_cache_unreadable", logging.WARNING, path=str(path), error=str(exc))
+            entries = _read(path)
+        except Exception as exc:  # any damage (truncated zip, pickle, bad JSON, wrong shapes) is "unreadable"
+            log_event(log, "text_cache_unreadable", logging.WARNING, path=str(path), error=repr(exc)[:200])
             return 0
-        if vectors.shape[1] != dim:
-            log_event(log, "text_cache_other_model", logging.WARNING, path=str(path), dim=vectors.shape[1])
+        if entries and entries[0][1].shape[0] != dim:
+            log_event(
+                log, "text_cache_other_model", logging.WARNING, path=str(path), dim=entries[0][1].shape[0]
+            )
             return 0
-        for (model, templates, text), vector in zip(header["keys"], vectors, strict=True):
-            self.put((str(model), tuple(templates), str(text)), vector)
+        for key, vector in entries:
+            self.put(key, vector)
         self.dirty = False
         log_event(log, "text_cache_loaded", path=str(path), entries=len(self._entries))
         return len(self._entries)
+
+
+def _read(path: Path) -> list[tuple[CacheKey, np.ndarray]]:
+    """The saved entries, or an exception for any file this version did not write."""
+    with np.load(path, allow_pickle=False) as data:
+        header = json.loads(str(data["keys"]))
+        vectors = np.asarray(data["vectors"], dtype=np.float32)
+    if header.get("v") != FORMAT_VERSION or vectors.ndim != 2 or len(header["keys"]) != len(vectors):
+        raise ValueError("unexpected layout")
+    return [
+        ((str(model), tuple(str(t) for t in templates), str(text)), vector)
+        for (model, templates, text), vector in zip(header["keys"], vectors, strict=True)
+    ]

@@ -20,13 +20,18 @@ class DrainRate:
         self._finished: collections.deque[float] = collections.deque()
 
     def finished(self) -> None:
-        self._finished.append(self.clock())
+        now = self.clock()
+        self._finished.append(now)
+        self._forget_before(now)  # here too: the rate may go unread for months
+
+    def _forget_before(self, now: float) -> None:
+        while self._finished and now - self._finished[0] > self.window_s:
+            self._finished.popleft()
 
     def per_second(self) -> float | None:
         """The measured rate, or None with fewer than two completions in the window."""
         now = self.clock()
-        while self._finished and now - self._finished[0] > self.window_s:
-            self._finished.popleft()
+        self._forget_before(now)
         if len(self._finished) < 2:
             return None
         span = max(now - self._finished[0], 1e-3)

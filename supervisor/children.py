@@ -83,7 +83,7 @@ class Child:
         return self.state in HEALTHY_STATES[self.role]
 
     def start(self, now: float, env: Mapping[str, str]) -> int:
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 - our own children, argv fixed by the supervisor
             self.argv, stdin=subprocess.DEVNULL, env=child_environment(env), process_group=0
         )
         self.started_at = now

@@ -244,7 +244,7 @@ def check_models(config: Config, platform: ModuleType | None) -> Iterator[Findin
 def ollama_models(timeout_s: float = 1.0) -> list[str]:
     """Models hailo-ollama has loaded (GET /api/ps), best effort."""
     try:
-        with urllib.request.urlopen(f"{OLLAMA_URL}/api/ps", timeout=timeout_s) as response:
+        with urllib.request.urlopen(f"{OLLAMA_URL}/api/ps", timeout=timeout_s) as response:  # noqa: S310 - a fixed http URL
             data = json.load(response)
     except (OSError, ValueError):
         return []

@@ -130,6 +130,7 @@ class Supervisor:
         if control in events:
             self._receive(control, now)
         self._check_memory(now)
+        self._check_silence(now)
         self._reap(now)
         self._restart_due(now)
         self._advance_stop(now)
@@ -199,6 +200,23 @@ class Supervisor:
             )
             worker.stop_reason = reason
             worker.terminate()
+
+    def _check_silence(self, now: float) -> None:
+        """A child that stopped reporting (stopped, or its loop blocked) is killed and so restarted:
+        silent past worker.heartbeat_timeout_s, or without a first word within worker.start_timeout_s."""
+        if self.stop_phase != StopPhase.RUNNING:
+            return
+        worker = self.config.worker
+        for child in self.children.values():
+            if not child.running or child.kill_sent or child.stop_reason:
+                continue
+            bound = worker.heartbeat_timeout_s if child.status is not None else worker.start_timeout_s
+            if child.heard_within(now, bound):
+                continue
+            reason = f"silent for more than {bound:g} s"
+            log_event(log, "child_silent", logging.ERROR, role=child.role, pid=child.pid, reason=reason)
+            child.stop_reason = reason
+            child.kill()
 
     def _reap(self, now: float) -> None:
         for child in self.children.values():

@@ -35,3 +35,30 @@ def make_pair(tmp_path: Path) -> Iterator[Any]:
     yield make
     for pair in pairs:
         pair.stop()
+
+
+# What must never reach a log: image bytes (data URLs, PNG and JPEG in base64), API keys and the
+# prompts the tests send.
+NEVER_LOGGED = (
+    "data:image/",
+    "iVBORw0KGgo",
+    "/9j/4AAQ",
+    "Bearer ",
+    "inline-key",
+    "file-key",
+    "access-key",
+    "What color is the shape",
+    "Describe the shapes",
+    "What shape is this",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole run: every service log the tests wrote is free of image bytes, keys and prompts."""
+    yield
+    found = []
+    for log in tmp_path_factory.getbasetemp().rglob("*.log"):
+        text = log.read_text(errors="replace")
+        found += [f"{log}: {secret!r}" for secret in NEVER_LOGGED if secret in text]
+    assert not found, "logged what must never be: " + "; ".join(found[:10])

@@ -12,7 +12,9 @@ Facts it follows (../shared/hailo-facts.md, hailo_model_zoo_genai 5.1.1 and a 5.
 - /v1/chat/completions does not stream; an unknown model is HTTP 200 with {"error"} on 5.1.1
   (`--release 5.1.1`, the default) and 404 on newer releases.
 Every request and generation is appended to `--events` as JSON lines with time.monotonic() stamps, so
-tests can check the order of things across processes without sleeping.
+tests can check the order of things across processes without sleeping. `--mode-file` makes it
+misbehave while it runs: the file holding `hang` holds every request unanswered, `garbage` answers
+every one 200 with a body that is not JSON (an empty or absent file: behave).
 
 Run: PYTHONPATH=tests/hailo_double python tests/fake_ollama.py --port P --model NAME=HEF --events F
 """
@@ -32,24 +34,32 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 DEFAULT_KEEP_ALIVE_S = 300
 
 
 class FakeOllama:
-    def __init__(self, models: dict[str, str], release: str, events: Path) -> None:
+    def __init__(self, models: dict[str, str], release: str, events: Path, mode_file: Path | None) -> None:
         self.models = models  # name -> double HEF
         self.release = release
         self.events = events
+        self.mode_file = mode_file
         self.lock = asyncio.Lock()
         self.loaded: str | None = None
         self.vdevice: Any = None
         self.llm: Any = None
         self.expires_at = 0.0  # monotonic
         self.group = os.environ.get("HAILO_OLLAMA_VDEVICE_GROUP_ID", "UNIQUE")
+
+    def mode(self) -> str:
+        if self.mode_file is None or not self.mode_file.exists():
+            return ""
+        return self.mode_file.read_text().strip()
 
     def note(self, event: str, **fields: Any) -> None:
         with self.events.open("a", encoding="utf-8") as out:
@@ -214,6 +224,23 @@ class FakeOllama:
         return JSONResponse({"version": self.release})
 
 
+class Misbehave:
+    """Hangs or answers garbage to every request while the mode file says so."""
+
+    def __init__(self, app: ASGIApp, fake: FakeOllama) -> None:
+        self.app, self.fake = app, fake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        mode = self.fake.mode() if scope["type"] == "http" else ""
+        if mode == "hang":
+            self.fake.note("hung", path=scope["path"])
+            await asyncio.Event().wait()  # until the client gives up
+        if mode == "garbage":
+            await Response("<html>502 Bad Gateway</html>", media_type="text/html")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -224,9 +251,12 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="NAME=HEF")
     parser.add_argument("--release", default="5.1.1")
     parser.add_argument("--events", required=True)
+    parser.add_argument("--mode-file", type=Path, help="holds hang, garbage or nothing (see above)")
     args = parser.parse_args()
-    fake = FakeOllama(dict(m.split("=", 1) for m in args.model), args.release, Path(args.events))
+    models = dict(m.split("=", 1) for m in args.model)
+    fake = FakeOllama(models, args.release, Path(args.events), args.mode_file)
     app = Starlette(
+        middleware=[Middleware(Misbehave, fake=fake)],
         routes=[
             Route("/", lambda r: Response("Ollama is running"), methods=["GET"]),
             Route("/api/version", fake.version, methods=["GET"]),
@@ -235,7 +265,7 @@ def main() -> None:
             Route("/api/generate", fake.generate, methods=["POST"]),
             Route("/api/chat", fake.chat, methods=["POST"]),
             Route("/v1/chat/completions", fake.completions, methods=["POST"]),
-        ]
+        ],
     )
 
     async def serve() -> None:

@@ -29,11 +29,12 @@ class RunningOllama:
 
     def __init__(self, tmp: Path, models: dict[str, Path], env: dict[str, str], release: str = "5.1.1"):
         self.port = free_port()
+        self.mode_path = tmp / "ollama-mode"  # write hang or garbage here to make it misbehave
         self.url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp / "ollama-events.jsonl"
         self.log_path = tmp / "ollama.log"
         command = [sys.executable, str(FAKE), "--port", str(self.port), "--events", str(self.events_path)]
-        command += ["--release", release]
+        command += ["--release", release, "--mode-file", str(self.mode_path)]
         for name, hef in models.items():
             command += ["--model", f"{name}={hef}"]
         self._log = self.log_path.open("w")

@@ -50,7 +50,14 @@ def image_data_url(seed: int = 0, n_shapes: int = 1, fmt: str = "PNG", **scene: 
 class Service:
     """One `hailo-vision serve` process tree with its own config file, port and runtime directory."""
 
-    def __init__(self, tmp: Path, config: dict[str, Any] | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tmp: Path,
+        config: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        wrap: list[str] | None = None,
+    ):
+        """`wrap`: a command that runs the service (e.g. in its own mount namespace), "$@" last."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         settings: dict[str, Any] = {
@@ -76,19 +83,21 @@ class Service:
         environ.update(env or {})
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [str(HAILO_VISION), "serve", "--config", str(self.config_path)],
+            [*(wrap or []), str(HAILO_VISION), "serve", "--config", str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=environ,
         )
         self.http = httpx.Client(base_url=self.base_url, timeout=30)
 
-    def wait_ready(self, timeout_s: float = 60.0) -> Service:
+    def wait_ready(self, timeout_s: float = 60.0, headers: dict[str, str] | None = None) -> Service:
+        """Until /health/ready answers 200 (`headers`: an API key, where the probes are closed)."""
+
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"service exited {self.process.returncode}:\n{self.logs()}")
             try:
-                return self.http.get("/health/ready").status_code == 200
+                return self.http.get("/health/ready", headers=headers).status_code == 200
             except httpx.TransportError:
                 return False
 
@@ -108,7 +117,8 @@ class Service:
         return pid
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self, timeout_s: float = 30.0) -> int:

@@ -136,6 +136,26 @@ def test_work_the_device_cannot_take_now_is_refused_with_the_state_it_is_in() ->
     assert (engine.refusal(generation("g")) or ("",))[0] == "npu_busy"
 
 
+def test_a_generation_sent_while_a_requested_load_runs_waits_for_it() -> None:
+    """The scheduler can dispatch on a READY heartbeat sent just before the release it then called off
+    happened: the worker, told to load, queues the generation until the load ends."""
+    clock = Clock()
+    backend = ScriptedBackend(clock, tokens=2)
+    engine, sent = make_engine(backend, clock)
+    engine.request_load("vision")
+    assert engine.refusal(generation("g")) is None  # told to load, not loaded yet
+    engine.submit(generation("g"))
+    while engine.step()[0] != Step.WAIT:
+        pass
+    assert [m.rid for m in sent if isinstance(m, Final)] == ["g"]
+    engine.request_release(ReleaseScope.DEVICE, "idle")
+    engine.step()
+    engine.request_load("vision again")
+    engine.submit(generation("h"))
+    engine.request_release(ReleaseScope.DEVICE, "nobody waits any more")  # the load is called off
+    assert [(m.rid, m.code) for m in sent if isinstance(m, Error)] == [("h", "npu_released")]
+
+
 def test_a_generation_past_its_deadline_is_answered_with_a_timeout() -> None:
     clock = Clock()
     backend = ScriptedBackend(clock, tokens=50)

@@ -306,3 +306,34 @@ def test_an_unreachable_host_is_a_400() -> None:
     error = refused("http://127.0.0.1:1/photo.jpg", REMOTE)
     assert (error.status, error.code) == (400, "image_fetch_failed")
     assert "could not connect" in error.message
+
+
+def test_a_redirect_target_is_resolved_once_and_connected_at_the_checked_address(
+    server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the name answers a public address when checked and a private one after; the
+    connection must go to the address that was checked, never to a second answer. (No traffic leaves
+    the machine: connecting to the public address is refused here.)"""
+    public, lookups, connects = "93.184.216.34", [], []
+    real_getaddrinfo = asyncio.AbstractEventLoop.getaddrinfo
+    real_open = asyncio.open_connection
+
+    async def rebinding(loop: asyncio.AbstractEventLoop, host: str, *args: object, **kw: object) -> object:
+        if host != "rebind.test":
+            return await real_getaddrinfo(loop, host, *args, **kw)  # type: ignore[arg-type]
+        lookups.append(host)
+        address = public if len(lookups) == 1 else "127.0.0.1"
+        return [(2, 1, 6, "", (address, 80))]
+
+    async def guarded_open(host: str, *args: object, **kw: object) -> object:
+        connects.append(host)
+        if host == public:
+            raise OSError("the test does not connect out")
+        return await real_open(host, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "getaddrinfo", rebinding)
+    monkeypatch.setattr(asyncio, "open_connection", guarded_open)
+    port = server.server_address[1]
+    error = refused(url(server, f"/redirect-to?http://rebind.test:{port}/photo.jpg"), REMOTE)
+    assert lookups == ["rebind.test"] and connects[-1] == public
+    assert (error.status, error.code) == (400, "image_fetch_failed") and "could not connect" in error.message

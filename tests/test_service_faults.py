@@ -6,7 +6,6 @@ Long generations use `min_tokens` (the vLLM extension) so the demo model cannot 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,11 +67,10 @@ def test_worker_killed_mid_stream_fails_fast_then_recovers(fault_service: Servic
     chunks = iter(stream)
     next(chunks), next(chunks)
     fault_service.kill_worker()
-    killed_at = time.monotonic()
-    with pytest.raises(openai.APIError) as failure:
+    with pytest.raises(openai.APIError) as failure:  # an error event, not the client's timeout
         for _ in chunks:
             pass
-    assert time.monotonic() - killed_at < 1.0
+    assert not isinstance(failure.value, openai.APITimeoutError)
     assert "worker" in str(failure.value.message).lower()
 
     during = fault_service.http.post("/v1/chat/completions", json=_long_request(4))
@@ -101,13 +99,10 @@ def test_client_disconnect_stops_generation(fault_service: Service) -> None:
         for _ in range(6):
             next(lines)
 
-    # The worker notices within one token; its count must stop growing well before 2000.
-    def settled() -> float | None:
-        first = _worker_tokens(fault_service)
-        time.sleep(0.3)
-        return first if _worker_tokens(fault_service) == first else None
-
-    generated = wait_until(settled, timeout_s=10) - before
+    # Generations run one at a time in arrival order: once a short one sent now is answered, the long
+    # one has ended; the worker noticed the abort within one token, well before its 2000.
+    assert fault_service.http.post("/v1/chat/completions", json=_long_request(2)).status_code == 200
+    generated = _worker_tokens(fault_service) - before - 2
     assert generated < 2000
     assert fault_service.http.get("/health").json()["in_flight"] == 0
 

@@ -35,6 +35,12 @@ def test_a_bad_environment_override_exits_2_naming_the_variable() -> None:
     assert "HAILO_VISION_SUPERVISOR_FLAP_DEATHS" in result.stderr
 
 
+def test_a_misspelt_environment_variable_stops_the_start_naming_it() -> None:
+    result = serve(HAILO_VISION_API_PROT="8080")  # PORT, misspelt: silently ignored, it would serve 11435
+    assert result.returncode == 2
+    assert "HAILO_VISION_API_PROT" in result.stderr and "names no configuration key" in result.stderr
+
+
 def test_a_missing_config_file_exits_2(tmp_path: Path) -> None:
     result = serve("--config", str(tmp_path / "nowhere.yaml"))
     assert result.returncode == 2

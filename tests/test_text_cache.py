@@ -46,3 +46,25 @@ def test_unreadable_or_foreign_files_are_skipped(tmp_path: Path) -> None:
     other.save(tmp_path / "other.npz")
     assert TextEmbeddingCache(1024).load(tmp_path / "other.npz", dim=4) == 0
     assert TextEmbeddingCache(1024).load(tmp_path / "missing.npz", dim=4) == 0
+
+
+def test_a_damaged_file_of_any_kind_is_skipped(tmp_path: Path) -> None:
+    good = TextEmbeddingCache(1024)
+    good.put(("m", (), "cat"), vec(1))
+    saved = tmp_path / "good.npz"
+    good.save(saved)
+    whole = saved.read_bytes()
+    wrong_header = tmp_path / "header.npz"
+    np.savez(wrong_header, keys=np.array('"not a mapping"'), vectors=np.zeros((1, 4), np.float32))
+    damaged = {
+        "empty.npz": b"",
+        "text.npz": b"not a cache at all",
+        "truncated.npz": whole[: len(whole) // 2],
+        "header.npz": wrong_header.read_bytes(),
+    }
+    for name, content in damaged.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        cache = TextEmbeddingCache(1024)
+        assert cache.load(path, 4) == 0, name
+        assert len(cache) == 0

@@ -23,6 +23,7 @@ from npu_worker import protocol
 from npu_worker.backend import Finish, Message, Placement, SamplingParams, TextPart
 from npu_worker.config import Config, ModelConfig, SchedulerConfig
 from npu_worker.protocol import (
+    Abort,
     Error,
     Final,
     Generate,
@@ -53,6 +54,7 @@ class ScriptedWorker:
         self.state = WorkerState.RELEASED
         self.received: list[Wire] = []
         self.refuse: str | None = None
+        self.silent = False  # take Generate and never answer (a lost frame, a stuck worker)
 
     async def run(self) -> None:
         beat = asyncio.create_task(self._beat())
@@ -70,6 +72,8 @@ class ScriptedWorker:
             beat.cancel()
 
     async def _answer(self, message: Generate) -> None:
+        if self.silent:
+            return
         if self.refuse is not None:
             await self._send(self.results, Error(message.rid, self.refuse, "refused by the script"))
             return
@@ -102,7 +106,7 @@ async def running(
     tmp_path: Path, scheduler: SchedulerConfig, max_queue: int = 4, persistent: bool = True
 ) -> AsyncIterator[tuple[WorkerClient, Scheduler, ScriptedWorker]]:
     config = Config(backend="hailo", model=ModelConfig(persistent=persistent), scheduler=scheduler)
-    client = WorkerClient(tmp_path, 0.05, 2.0, max_queue)
+    client = WorkerClient(tmp_path, 0.05, 2.0, max_queue, reply_margin_s=0.2)
     await client.start()
     sched = Scheduler(config, client, None)
     client.scheduler = sched
@@ -120,13 +124,16 @@ async def running(
         worker.close()
 
 
+TIMEOUT_S = 0.3  # inference.timeout_s
+
+
 def generate(rid: str) -> Generate:
     messages = (Message("user", (TextPart("hi"),)),)
-    return Generate(rid, "vlm", messages, SamplingParams(), 30.0, True)
+    return Generate(rid, "vlm", messages, SamplingParams(), TIMEOUT_S, True)
 
 
 async def collect(client: WorkerClient) -> list[Any]:
-    return [item async for item in client.generate(generate)]
+    return [item async for item in client.generate(generate, TIMEOUT_S)]
 
 
 async def until(condition: Any) -> None:
@@ -204,5 +211,21 @@ def test_a_full_queue_is_refused_at_once_with_retry_after(tmp_path: Path) -> Non
             sched.admin_load()
             results = await asyncio.gather(*waiting)
             assert all(isinstance(r[-1], Final) for r in results)
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_that_never_answers_is_504_and_the_request_is_aborted(tmp_path: Path) -> None:
+    """The first frame is awaited no longer than the worker's own bound and a margin."""
+
+    async def scenario() -> None:
+        async with running(tmp_path, SchedulerConfig(ollama_url="")) as (client, _, worker):
+            await until(lambda: client.ready)
+            worker.silent = True
+            with pytest.raises(APIError) as late:
+                await collect(client)
+            assert (late.value.status, late.value.code) == (504, "timeout")
+            await until(lambda: any(isinstance(m, Abort) for m in worker.received))
+            assert client.outstanding == 0
 
     asyncio.run(scenario())

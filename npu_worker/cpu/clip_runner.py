@@ -38,7 +38,7 @@ from npu_worker.cpu.model_files import load_tokenizer, open_session, read_json, 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOGIT_SCALE = math.log(100.0)
-DEFAULT_END_TOKEN = "<|endoftext|>"
+DEFAULT_END_TOKEN = "<|endoftext|>"  # noqa: S105 - a tokenizer token, not a secret
 CAPABILITIES = frozenset({"embed_image", "embed_text", "classify"})
 
 
