@@ -149,7 +149,9 @@ def case_image_files(messages: list[dict[str, Any]]) -> list[str]:
 
 
 def case_clips(messages: list[dict[str, Any]]) -> list[list[str]]:
-    return [[Path(f).name for f in p["video"]] for m in messages for p in m["content"] if p.get("type") == "video"]
+    return [
+        [Path(f).name for f in p["video"]] for m in messages for p in m["content"] if p.get("type") == "video"
+    ]
 
 
 def check_clip_layout(builder: InputBuilder, image: Image.Image) -> None:

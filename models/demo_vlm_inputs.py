@@ -62,7 +62,9 @@ def video_patches(frames: list[Image.Image], processor: Qwen2VLImageProcessorPil
     pixels = np.stack([np.asarray(f.convert("RGB"), dtype=np.float32) for f in frames])
     height, width = pixels.shape[1:3]
     if height % (PATCH_SIZE * MERGE_SIZE) or width % (PATCH_SIZE * MERGE_SIZE):
-        raise ValueError(f"clip frames must be multiples of {PATCH_SIZE * MERGE_SIZE} pixels, got {width}x{height}")
+        raise ValueError(
+            f"clip frames must be multiples of {PATCH_SIZE * MERGE_SIZE} pixels, got {width}x{height}"
+        )
     if len(frames) % TEMPORAL_PATCH_SIZE:
         pixels = np.concatenate([pixels, pixels[-1:]])
     mean = np.asarray(processor.image_mean, dtype=np.float32)
@@ -123,14 +125,18 @@ class InputBuilder:
             pixel_values = batch["pixel_values"].astype(np.float32)
             grids = batch["image_grid_thw"].astype(np.int64)
         if videos:
-            patches, video_shapes = zip(*(video_patches(list(v), self.processor) for v in videos), strict=True)
+            patches, video_shapes = zip(
+                *(video_patches(list(v), self.processor) for v in videos), strict=True
+            )
             video_values = np.concatenate(patches)
             video_grids = np.asarray(video_shapes, dtype=np.int64)
         text = self.expand_pads(self.expand_pads(prompt, IMAGE_PAD, grids), VIDEO_PAD, video_grids)
         ids = self.tokenizer.encode(text, add_special_tokens=False).ids
         return Encoded(ids, pixel_values, grids, video_values, video_grids)
 
-    def tensors(self, encoded: list[Encoded], targets: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
+    def tensors(
+        self, encoded: list[Encoded], targets: list[list[int]] | None = None
+    ) -> dict[str, torch.Tensor]:
         """`batch_tensors` with this tokenizer's pad, image and video ids."""
         return batch_tensors(encoded, self.pad_id, self.image_pad_id, targets, self.video_pad_id)
 

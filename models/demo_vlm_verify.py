@@ -59,7 +59,13 @@ class OnnxGreedy:
         return self.vision.run(None, {"pixel_values": pixel_values, "grid_thw": grid})[0]
 
     def generate(
-        self, enc: Encoded, positions: np.ndarray, delta: int, pads: tuple[int, int], eos: set[int], max_new: int
+        self,
+        enc: Encoded,
+        positions: np.ndarray,
+        delta: int,
+        pads: tuple[int, int],
+        eos: set[int],
+        max_new: int,
     ) -> tuple[np.ndarray, list[int]]:
         """Greedy tokens; `pads` are the image and video pad ids, where the vision features go."""
         ids = np.array([enc.input_ids], dtype=np.int64)
@@ -109,11 +115,16 @@ def verify_export(
     eos = set(model.generation_config.eos_token_id)
     worst = 0.0
     for enc in cases:
-        for values, grid in ((enc.pixel_values, enc.image_grid_thw), (enc.pixel_values_videos, enc.video_grid_thw)):
+        for values, grid in (
+            (enc.pixel_values, enc.image_grid_thw),
+            (enc.pixel_values_videos, enc.video_grid_thw),
+        ):
             if values is None or grid is None:
                 continue
             with torch.no_grad():
-                ref = model.model.get_image_features(torch.from_numpy(values), torch.from_numpy(grid)).pooler_output
+                ref = model.model.get_image_features(
+                    torch.from_numpy(values), torch.from_numpy(grid)
+                ).pooler_output
             diff = float(np.abs(torch.cat(ref).numpy() - runner.image_features(values, grid)).max())
             if diff > LOGIT_TOLERANCE:
                 raise AssertionError(f"vision features differ by {diff}")

@@ -131,7 +131,11 @@ def evaluate(
                 if kind in EXACT_KINDS:
                     correct += reply == ex.answer
                 else:
-                    correct += json_correct(reply, ex.answer) if kind.startswith("json") else is_correct(reply, ex.answer)
+                    correct += (
+                        json_correct(reply, ex.answer)
+                        if kind.startswith("json")
+                        else is_correct(reply, ex.answer)
+                    )
         results[kind] = {"accuracy": correct / n_per_kind, "stopped_at_eos": stopped / n_per_kind}
     model.train()
     return results
@@ -231,7 +235,12 @@ def verification_cases(builder: InputBuilder) -> list[Any]:
     cases.append(builder.encode([{"role": "user", "content": question}], []))
     for frames in (4, 3):
         scenes, _ = sw.random_clip(rng, "motion", frames=frames)
-        clip = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": sw.CLIP_QUESTIONS["motion"]}]}]
+        clip = [
+            {
+                "role": "user",
+                "content": [{"type": "video"}, {"type": "text", "text": sw.CLIP_QUESTIONS["motion"]}],
+            }
+        ]
         cases.append(builder.encode(clip, [], [[sw.render(s) for s in scenes]]))
     return cases
 

@@ -213,7 +213,9 @@ def random_clip(
         travel = travel[::-1]
     scenes = []
     for offset in travel:
-        x0, y0 = (int(offset), shape.box[1]) if direction in ("left", "right") else (shape.box[0], int(offset))
+        x0, y0 = (
+            (int(offset), shape.box[1]) if direction in ("left", "right") else (shape.box[0], int(offset))
+        )
         moved = replace(shape, box=(x0, y0, x0 + size, y0 + size))
         scenes.append(replace(first, shapes=(moved,)))
     return scenes, direction
