@@ -18,6 +18,7 @@ from npu_worker.chat_template import ChatTemplate
 from npu_worker.cpu.qwen2vl_image import ImageProcessorConfig, grid_thw, video_grid_thw
 from npu_worker.images import as_rgb_array
 
+
 @dataclass(frozen=True)
 class PromptTokens:
     input_ids: np.ndarray  # int64[S], image and video pads expanded
