@@ -33,7 +33,7 @@ class Medium:
     digest: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: its arrays have no equality
 class KeptContext:
     ids: np.ndarray  # int64[n]: the tokens the cache covers
     prompt_len: int  # the request's prompt: what a follow-up must repeat exactly

@@ -45,7 +45,7 @@ from hailo_double_tools.native import (
     VDeviceParams,
     fail,
 )
-from hailo_double_tools.settings import load_delay_s, onnx_threads
+from hailo_double_tools.settings import load_delay_s, onnx_threads, prefill_delay_s
 
 from npu_worker.backend import ModelLoadError
 from npu_worker.chat_template import ChatTemplate
@@ -223,6 +223,7 @@ class GenAIModel:
             log.warning(
                 "Conversation context is full. It is adivsable to clear context as cache size was reached"
             )
+        time.sleep(prefill_delay_s() * expanded.size)
         clips = tuple(tuple(v) for v in videos if v)
         tokens = PromptTokens(expanded, grids, tuple(frames), video_grids, clips)
         embeds = self.runner.prompt_embeddings(tokens)
