@@ -35,7 +35,22 @@ CPU on the shapes world (`models/shapes_world.py`) and exported to the layout of
 `onnx-community/Qwen2-VL-2B-Instruct` (`onnx/vision_encoder.onnx`, `onnx/embed_tokens.onnx`,
 `onnx/decoder_model_merged.onnx`) by `models/make_demo_vlm.py`. Its tokenizer is a byte-level BPE
 trained on the training texts, with Qwen's special tokens and Qwen2-VL's chat template.
+
+Besides pictures it knows two kinds of clip (four 112x112 frames, Qwen2-VL's video path: two temporal
+patches of two frames each): a shape that crosses the frame ("Which way does the shape move?": left,
+right, up or down) and a shape that turns another colour half-way ("What color does the shape turn?":
+the last colour). It also answers in JSON when the question ends with " Answer in JSON.": "What color
+and shape is it? Answer in JSON." gives `{"color": "red", "shape": "circle"}` (one-shape pictures),
+"How many shapes are there? Answer in JSON." gives `{"count": 2}`, and "What color is the shape?" or
+"What shape is this?" with the suffix give `{"color": ...}` or `{"shape": ...}`. A JSON answer counts
+as right when it parses to exactly the expected object. Before the retrain that added clips and JSON
+answers (issue 17), the model scored colour 100.0 %, shape 98.7 % and count 97.3 % on the same
+held-out images (below: after it).
 """
+
+# Targets of the questions added with clips and JSON answers (issue 17): well above chance (a quarter
+# for the direction, a sixth for the colour), and a JSON answer as good as a plain one.
+NEW_TARGETS = {"motion": 80, "turn": 90, "json_both": 85, "json_count": 80}
 
 CLIP_INTRO = """## clip-demo: a tiny CLIP
 
@@ -92,6 +107,7 @@ def _vlm_section(model_dir: Path) -> list[str]:
             "|---|---|---|---|---|",
         ]
         targets = {"colour": "95 %", "shape": "90 %", "count": "80 %"}
+        targets |= {kind: f"{value} %" for kind, value in NEW_TARGETS.items()}
         for kind, result in results.items():
             question = evaluation.get("questions", {}).get(kind, kind)
             lines.append(
