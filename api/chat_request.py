@@ -16,7 +16,7 @@ from api.clip_input import VideoFramesPart, VideoURLPart, clip_ref
 from api.conversation import Conversation, Part, Turn, check_turns
 from api.errors import APIError
 from api.image_input import ImageURLField, url_ref
-from api.schema import Body, JsonSchema, by_field, json_kind, limits, tag_by
+from api.schema import ANY_OBJECT, Body, JsonSchema, by_field, json_kind, limits, schema_text, tag_by
 from npu_worker.backend import Role, SamplingParams
 from npu_worker.config import InferenceConfig
 
@@ -125,6 +125,18 @@ class JsonSchemaResponseFormat(Body):
     json_schema: JsonSchemaFormat
 
 
+def output_schema(fmt: PlainFormat | JsonSchemaFormat | JsonSchemaResponseFormat | None) -> str:
+    """The schema the answer is held to, for the worker ("" = free text): json_object is any object,
+    json_schema its schema (any object when it gives none)."""
+    if isinstance(fmt, JsonSchemaResponseFormat):
+        fmt = fmt.json_schema
+    if fmt is None or (isinstance(fmt, PlainFormat) and fmt.type == "text"):
+        return ""
+    if isinstance(fmt, JsonSchemaFormat) and fmt.schema_ is not None:
+        return schema_text(fmt.schema_)
+    return schema_text(ANY_OBJECT)
+
+
 FORMAT_TYPES = {"text": "~plain", "json_object": "~plain", "json_schema": "~json_schema"}
 ResponseFormat = Annotated[
     Annotated[PlainFormat, Tag("~plain")] | Annotated[JsonSchemaResponseFormat, Tag("~json_schema")],
@@ -165,7 +177,7 @@ class ChatCompletionRequest(Body):
     tools: list[ChatTool] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    response_format: ResponseFormat | None = Field(None, description="Validated; not yet enforced (#15)")
+    response_format: ResponseFormat | None = Field(None, description="Structured output: the answer meets it")
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ChatCompletionRequest:
@@ -195,6 +207,7 @@ class ChatCompletionRequest(Body):
             presence_penalty=self.presence_penalty or 0.0,
             stop=stop,
             min_tokens=self.min_tokens or 0,
+            json_schema=output_schema(self.response_format),
         )
         return Conversation(self.model, self.turns, params)
 

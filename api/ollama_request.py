@@ -32,7 +32,7 @@ from api.clip_request import check_embedding_inputs, embedding_inputs
 from api.conversation import ClipRef, ImageRef, Part, Turn, check_turns
 from api.errors import APIError
 from api.keep_alive import DURATION, KeepAlive, duration_seconds
-from api.schema import Body, JsonSchema, NonBlank, json_kind, limits, tag_by
+from api.schema import ANY_JSON, Body, JsonSchema, NonBlank, json_kind, limits, schema_text, tag_by
 from npu_worker.backend import SamplingParams
 from npu_worker.config import InferenceConfig
 
@@ -169,7 +169,7 @@ class OllamaGeneration(Body):
 
     model: NonBlank
     stream: bool | None = Field(None, description="Default true: NDJSON chunks")
-    format: OllamaFormat | None = Field(None, description="Validated; not yet enforced (#15)")
+    format: OllamaFormat | None = Field(None, description="Structured output: 'json' or a JSON Schema")
     keep_alive: KeepAliveInput | None = None
     options: OllamaOptions | None = None
     think: Think | None = Field(None, description="Only false: the model does not think")
@@ -217,6 +217,8 @@ class OllamaGeneration(Body):
         if predict is not None and predict < 0:
             predict = context_length or defaults.max_tokens
         stop = options.stop
+        fmt = self._option("format")
+        schema = ANY_JSON if fmt == "json" else fmt or None
         return SamplingParams(
             max_tokens=predict or defaults.max_tokens,
             temperature=defaults.temperature if options.temperature is None else options.temperature,
@@ -224,6 +226,7 @@ class OllamaGeneration(Body):
             top_k=options.top_k or 0,
             seed=options.seed if options.seed is not None and options.seed >= 0 else None,
             stop=tuple(s for s in ([stop] if isinstance(stop, str) else stop or ()) if s),
+            json_schema=schema_text(schema),
         )
 
 

@@ -22,6 +22,7 @@ from api.chat_request import (
     PlainFormat,
     Temperature,
     TopP,
+    output_schema,
     refuse_required_tool_call,
 )
 from api.conversation import Conversation, ImageRef, Part, Turn, check_turns
@@ -96,7 +97,7 @@ TextFormat = Annotated[
 
 
 class TextConfig(Body):
-    format: TextFormat | None = Field(None, description="Validated; not yet enforced (#15)")
+    format: TextFormat | None = Field(None, description="Structured output: the answer meets it")
     verbosity: str | None = Field(None, description="Accepted and ignored")
 
 
@@ -163,6 +164,7 @@ class ResponsesRequest(Body):
             max_tokens=self.max_output_tokens or defaults.max_tokens,
             temperature=defaults.temperature if self.temperature is None else self.temperature,
             top_p=defaults.top_p if self.top_p is None else self.top_p,
+            json_schema=output_schema(self.text.format if self.text is not None else None),
         )
         return Conversation(self.model, self.turns, params)
 

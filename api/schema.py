@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+from llguidance import LLMatcher
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -102,8 +103,9 @@ _CHECKED_MAX = 256
 
 
 def _schema_problem(schema: dict[str, Any]) -> str | None:
-    """What is wrong with a JSON Schema, or None. Checking one takes milliseconds and clients send the
-    same schema with every request, so the verdicts are kept (by digest, so big schemas cost no memory)."""
+    """What is wrong with a JSON Schema, or what of it the output cannot be held to, or None. Checking
+    one takes milliseconds and clients send the same schema with every request, so the verdicts are
+    kept (by digest, so big schemas cost no memory)."""
     digest = hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).digest()
     if digest in _CHECKED:
         return _CHECKED[digest]
@@ -112,6 +114,9 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         problem = f"{where.lstrip('.') or 'the schema'}: {error.message}"
+    else:
+        unenforceable = LLMatcher.validate_grammar(LLMatcher.grammar_from_json_schema(schema))
+        problem = f"it cannot be enforced on the output: {unenforceable}" if unenforceable else None
     if len(_CHECKED) >= _CHECKED_MAX:
         _CHECKED.clear()
     _CHECKED[digest] = problem
@@ -131,9 +136,16 @@ def _valid_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 JsonSchema = Annotated[
     dict[str, Any],
-    Field(description="A JSON Schema (draft 2020-12); parsed and validated, not yet enforced on the output"),
+    Field(description="A JSON Schema (draft 2020-12) the answer is held to (structured output)"),
     AfterValidator(_valid_json_schema),
 ]
+ANY_JSON: dict[str, Any] = {}  # Ollama's "json": any JSON document
+ANY_OBJECT: dict[str, Any] = {"type": "object"}  # OpenAI's json_object: a JSON object
+
+
+def schema_text(schema: dict[str, Any] | None) -> str:
+    """A requested output schema as the worker takes it (SamplingParams.json_schema; "" = free text)."""
+    return "" if schema is None else json.dumps(schema, separators=(",", ":"))
 
 
 # --- parsing and errors ----------------------------------------------------------------------------

@@ -87,6 +87,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     stop: tuple[str, ...] = ()
     min_tokens: int = 0  # end-of-sequence suppressed until this many tokens (vLLM's extension)
+    json_schema: str = ""  # structured output: the JSON Schema (as JSON text) the answer must meet
 
 
 @dataclass(frozen=True)

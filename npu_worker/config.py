@@ -139,6 +139,7 @@ class InferenceConfig:
     # conversations whose context is kept for a follow-up turn (0 = off), and the memory they may hold
     context_reuse_entries: int = setting(2, ge=0)
     context_reuse_mb: float = setting(256.0, ge=0)
+    structured_output_attempts: int = setting(3, gt=0)  # Hailo: answers tried against a JSON Schema
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from npu_worker.backend import (
     SamplingParams,
 )
 from npu_worker.protocol import Final, Generate, Token
+from npu_worker.structured import with_json_hint
 
 if TYPE_CHECKING:
     from npu_worker.engine import Engine
@@ -73,7 +74,8 @@ class Generation:
                 engine.figures.requests_cancelled += 1
                 return self.close()
             if self.events is None:
-                self.events = engine.backend.generate(job.model, job.messages, job.params)
+                messages = with_json_hint(job.messages, job.params)
+                self.events = engine.backend.generate(job.model, messages, job.params)
             event = next(self.events)
             if isinstance(event, Finish):
                 engine.figures.requests_finished += 1

@@ -135,6 +135,7 @@ class NpuOwner(StrEnum):
 ERROR_STATUS: dict[str, int] = {
     "invalid_request": 400,
     "context_length_exceeded": 400,
+    "structured_output_failed": 422,
     "model_not_found": 404,
     "queue_full": 503,
     "worker_unavailable": 503,

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from npu_worker.backend import InvalidRequestError, SamplingParams
+from npu_worker.json_constraint import JsonConstraint
 
 # Nucleus sampling first looks for the nucleus among this many most likely tokens and only sorts the
 # whole vocabulary when they hold less than top_p of the mass (a full sort of 150k logits costs ~10 ms).
@@ -21,7 +22,9 @@ NUCLEUS_POOL = 256
 class TokenSampler:
     """The sampling state of one request: its random generator and the counts of generated tokens."""
 
-    def __init__(self, params: SamplingParams, end_ids: Iterable[int] = ()) -> None:
+    def __init__(
+        self, params: SamplingParams, end_ids: Iterable[int] = (), constraint: JsonConstraint | None = None
+    ) -> None:
         if not params.temperature >= 0:
             raise InvalidRequestError(f"temperature must be >= 0, got {params.temperature}", "temperature")
         if not 0 <= params.top_p <= 1:
@@ -38,6 +41,7 @@ class TokenSampler:
         self.generated = 0
         self.min_tokens = params.min_tokens
         self.end_ids = np.asarray(list(end_ids), dtype=np.int64)
+        self.constraint = constraint  # structured output: tokens that would break the schema are masked
 
     @property
     def greedy(self) -> bool:
@@ -46,10 +50,14 @@ class TokenSampler:
     def choose(self, logits: np.ndarray) -> int:
         """The next token id from a 1-D row of logits; records it for the penalties."""
         logits = self._penalised(logits)
+        if self.constraint is not None:
+            logits = self.constraint.allowed(logits)
         if self.generated < self.min_tokens and self.end_ids.size:
             logits = np.array(logits, dtype=np.float64)
             logits[self.end_ids] = -np.inf  # min_tokens: the sequence may not end yet
         token = int(np.argmax(logits)) if self.greedy else self._sample(logits)
+        if self.constraint is not None:
+            self.constraint.accept(token)
         self.counts[token] = self.counts.get(token, 0) + 1
         self.generated += 1
         return token

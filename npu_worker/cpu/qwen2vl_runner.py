@@ -39,6 +39,7 @@ from npu_worker.cpu.mrope import decode_positions, rope_index
 from npu_worker.cpu.qwen2vl_config import Qwen2VLConfig
 from npu_worker.cpu.qwen2vl_image import ImageProcessorConfig, preprocess_clips, preprocess_images
 from npu_worker.cpu.qwen2vl_prompt import PromptBuilder, PromptTokens
+from npu_worker.json_constraint import JsonVocabulary
 from npu_worker.sampling import TokenSampler
 from npu_worker.stop_strings import StopStringFilter
 
@@ -114,6 +115,7 @@ class Qwen2VLRunner:
             config.max_position_embeddings, context_length or config.max_position_embeddings
         )
         self.token_embeddings: dict[int, np.ndarray] = {}
+        self._json: JsonVocabulary | None = None
         self.info = ModelInfo(
             id=model_id or model_dir.name,
             kind="vlm",
@@ -123,6 +125,12 @@ class Qwen2VLRunner:
             max_pixels=self.image_config.max_pixels,
             capabilities=frozenset({"chat", "vision"}),
         )
+
+    def _json_vocabulary(self) -> JsonVocabulary:
+        """The tokenizer as the JSON grammar engine needs it, made at the first structured request."""
+        if self._json is None:
+            self._json = JsonVocabulary(self.model_dir / "tokenizer.json", self.config.eos_token_ids)
+        return self._json
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt tokens of the messages: chat template and every image's tokens included."""
@@ -139,7 +147,8 @@ class Qwen2VLRunner:
         """
         if params.max_tokens < 1:
             raise InvalidRequestError(f"max_tokens must be >= 1, got {params.max_tokens}", "max_tokens")
-        sampler = TokenSampler(params, self.config.eos_token_ids)
+        constraint = self._json_vocabulary().constraint(params.json_schema) if params.json_schema else None
+        sampler = TokenSampler(params, self.config.eos_token_ids, constraint)
         prompt = self.prompts.build(messages)
         prompt_tokens = int(prompt.input_ids.size)
         if prompt_tokens + 1 > self.context_length:

@@ -39,6 +39,7 @@ from npu_worker.hailo.load_failures import LoadFailures
 from npu_worker.hailo.runtime import HailoModules, import_hailo
 from npu_worker.hailo.vlm import BACKEND_NAME, HailoVLM
 from npu_worker.logs import log_event
+from npu_worker.structured import validated
 from npu_worker.warmup import warm_up
 
 log = logging.getLogger("npu_worker.hailo")
@@ -228,7 +229,12 @@ class HailoBackend:
     def generate(
         self, model: str, messages: Sequence[Message], params: SamplingParams
     ) -> Iterator[GenerationEvent]:
-        return self._vlm(model).generate(messages, params)
+        vlm = self._vlm(model)
+        if not params.json_schema:
+            return vlm.generate(messages, params)
+        # no logits to constrain on the device: validate each answer and try again (npu_worker/structured.py)
+        attempts = self.config.inference.structured_output_attempts
+        return validated(lambda tries: vlm.generate(messages, tries), params, attempts)
 
     def count_tokens(self, model: str, messages: Sequence[Message]) -> int:
         return self._vlm(model).count_tokens(messages)
