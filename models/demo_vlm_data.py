@@ -3,7 +3,9 @@
 Every example is a user turn (one image or one clip plus a question, in Hugging Face content-part
 format) and the short assistant answer. The canonical questions and answers come from `shapes_world`,
 so the training targets agree with the evaluation script; paraphrases make other wordings work too.
-A question followed by JSON_SUFFIX is answered as a JSON object (`shapes_world.json_answer`).
+A question followed by JSON_SUFFIX (the hint hailo-vision adds when a client asks for JSON:
+npu_worker/structured.py) or by " Answer in JSON." is answered as a JSON object
+(`shapes_world.json_answer`).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ PARAPHRASES: dict[str, tuple[str, ...]] = {
         "What color is the shape at the end?",
     ),
 }
-JSON_SUFFIX = " Answer in JSON."
+JSON_SUFFIX = "\nAnswer in JSON."  # canonical: what npu_worker.structured.with_json_hint appends
+JSON_SUFFIXES = (JSON_SUFFIX, JSON_SUFFIX, " Answer in JSON.")
 # JSON questions: the question asked (canonical first) and the fields of the JSON answer.
 JSON_QUESTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "colour": ((sw.QUESTIONS["colour"], "What colour is it?"), ("color",)),
@@ -75,14 +78,14 @@ TEXT_ONLY_ANSWER = "Please send an image of shapes."
 
 # Share of each kind in the training mix (the three evaluated kinds dominate; shape is the hardest).
 KIND_WEIGHTS: dict[str, float] = {
-    "colour": 0.14,
-    "shape": 0.22,
-    "count": 0.17,
-    "yesno": 0.06,
-    "describe": 0.06,
-    "text": 0.03,
+    "colour": 0.13,
+    "shape": 0.2,
+    "count": 0.2,
+    "yesno": 0.05,
+    "describe": 0.05,
+    "text": 0.02,
     "json": 0.14,
-    "motion": 0.09,
+    "motion": 0.12,
     "turn": 0.09,
 }
 CLIP_KINDS = ("motion", "turn")
@@ -173,7 +176,8 @@ def json_example(rng: np.random.Generator, easy: bool, canonical: str | None = N
     questions, fields = JSON_QUESTIONS[base]
     scene = draw_scene(rng, base, easy)
     image = compression_roundtrip(sw.render(scene), rng)
-    question = (questions[0] if canonical else str(rng.choice(questions))) + JSON_SUFFIX
+    suffix = JSON_SUFFIX if canonical else str(rng.choice(JSON_SUFFIXES))
+    question = (questions[0] if canonical else str(rng.choice(questions))) + suffix
     text_first = bool(canonical is None and rng.random() < 0.15)
     return Example([user_message(question, 1, text_first)], [image], sw.json_answer(scene, fields), "json")
 
@@ -220,7 +224,9 @@ def tokenizer_corpus() -> list[str]:
     texts += [f"a {c} {k}" for c in sw.COLOUR_NAMES for k in sw.SHAPES]
     texts += [YES_NO_TEMPLATE.format(colour=c, kind=k) for c in sw.COLOUR_NAMES for k in sw.SHAPES]
     texts += [*sw.COUNT_WORDS.values(), "yes", "no", "1", "2", "3", " and ", ", ", *sw.DIRECTIONS]
-    texts += [q + JSON_SUFFIX for qs, _ in JSON_QUESTIONS.values() for q in qs]
+    texts += [
+        q + suffix for qs, _ in JSON_QUESTIONS.values() for q in qs for suffix in dict.fromkeys(JSON_SUFFIXES)
+    ]
     texts += [f'{{"color": "{c}", "shape": "{k}"}}' for c in sw.COLOUR_NAMES for k in sw.SHAPES]
     texts += [f'{{"count": {n}}}' for n in sw.COUNT_WORDS]
     return texts * 4
