@@ -278,7 +278,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--golden-dir", type=Path, default=DEFAULT_GOLDEN, help="golden fixture folder to (re)write"
     )
     parser.add_argument("--quick", action="store_true", help="barely train (pipeline check, ~2 min)")
-    parser.add_argument("--minutes", type=float, default=40.0, help="wall-minute budget of the training loop")
+    parser.add_argument("--minutes", type=float, default=45.0, help="wall-minute budget of the training loop")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: 6500, quick: 120)")
     parser.add_argument(
         "--threads",
