@@ -58,9 +58,11 @@ class PromptBuilder:
         if any(not clip for clip in clips):
             raise InvalidRequestError("a clip has no frames", param="messages")
         config = self.image_config
-        grids = np.asarray([grid_thw(*image.shape[:2], config) for image in images], np.int64).reshape(-1, 3)
+        grids = np.asarray([grid_thw(i.shape[0], i.shape[1], config) for i in images], np.int64).reshape(
+            -1, 3
+        )
         clip_grids = np.asarray(
-            [video_grid_thw(len(clip), *clip[0].shape[:2], config) for clip in clips], np.int64
+            [video_grid_thw(len(c), c[0].shape[0], c[0].shape[1], config) for c in clips], np.int64
         ).reshape(-1, 3)
         repeats = np.ones(ids.size, dtype=np.int64)
         for token, what, found in (

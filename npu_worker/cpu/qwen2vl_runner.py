@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -235,16 +235,25 @@ class Qwen2VLRunner:
         ids = prompt.input_ids[start:]
         embeds = self.embed.run(None, {"input_ids": ids[None, :]})[0]
         config = self.config
-        for token, grids, inputs, preprocess in (
-            (config.image_token_id, prompt.image_grids, prompt.images, preprocess_images),
-            (config.video_token_id, prompt.video_grids, prompt.clips, preprocess_clips),
-        ):
+        sources: tuple[tuple[int, np.ndarray, Callable[[int], tuple[np.ndarray, np.ndarray]]], ...] = (
+            (
+                config.image_token_id,
+                prompt.image_grids,
+                lambda done: preprocess_images(prompt.images[done:], self.image_config),
+            ),
+            (
+                config.video_token_id,
+                prompt.video_grids,
+                lambda done: preprocess_clips(prompt.clips[done:], self.image_config),
+            ),
+        )
+        for token, grids, preprocess in sources:
             slots = ids == token
             if not slots.any():
                 continue
             ends = np.cumsum(grids.prod(axis=1) // config.merge_size**2)
             done = int(np.searchsorted(ends, int((prompt.input_ids[:start] == token).sum()), side="right"))
-            pixel_values, todo = preprocess(inputs[done:], self.image_config)  # type: ignore[operator]
+            pixel_values, todo = preprocess(done)
             feed = {"pixel_values": pixel_values.astype(self.pixel_dtype, copy=False), "grid_thw": todo}
             embeds[0, slots] = self.vision.run(None, feed)[0]
         return embeds

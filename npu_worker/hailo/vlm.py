@@ -169,7 +169,8 @@ class HailoVLM:
         if any(pad in text for pad in (IMAGE_PAD, VIDEO_PAD) for text in texts):
             # The device would find more placeholders than frames or clips and fail mid-generation.
             raise InvalidRequestError(
-                f"message text must not contain the image or video tokens {IMAGE_PAD}, {VIDEO_PAD}", "messages"
+                f"message text must not contain the image or video tokens {IMAGE_PAD}, {VIDEO_PAD}",
+                "messages",
             )
         messages = self._clip_form(messages)
         text = self.template.render(messages)
