@@ -91,7 +91,9 @@ def _vlm_section(model_dir: Path) -> list[str]:
         f"- Image pixels: {config.get('pixels', 'n/a')}",
         f"- Seeds: {train.get('seeds', 'n/a')}",
         f"- Training: {train.get('steps_done', 'n/a')} steps, {train.get('train_minutes', 'n/a')} minutes of "
-        f"training ({train.get('total_wall_minutes', 'n/a')} minutes wall in all) on 2 CPU cores",
+        f"training ({train.get('total_wall_minutes', 'n/a')} minutes wall in all) on 2 CPU cores, one torch "
+        f"thread; CPU time {train.get('train_cpu_minutes', 'n/a')} minutes of training "
+        f"({train.get('total_cpu_minutes', 'n/a')} in all)",
         f"- ONNX vs torch, largest logit difference: {train.get('onnx_vs_torch_max_logit_diff', 'n/a')}",
         f"- Versions: {train.get('versions', 'n/a')}",
         "",
