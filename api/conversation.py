@@ -47,6 +47,7 @@ class Conversation:
     model: str | None
     turns: tuple[Turn, ...]
     params: SamplingParams
+    keep_alive: float | None = None  # Ollama's, in seconds: the door passes it on to hailo-ollama
 
     @property
     def images(self) -> list[ImageRef]:

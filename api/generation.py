@@ -1,7 +1,8 @@
 """Run one generation on the NPU worker and relay it: the one code path every dialect's route shares.
 
 `Generation.start` decodes the conversation's images and clips, sends the request through
-`services.worker.generate` (admission, and whatever gating the worker client applies) and awaits the
+`services.worker.generate` (admission, and whatever gating the worker client applies) - or, for one
+of hailo-ollama's models, through the door (api.door), which yields the same frames - and awaits the
 first frame, so errors found before any token (unknown model, context overflow, full queue) still get
 their own status. The route then either streams `pieces()` through `stream_response`, or awaits
 `whole(request)`, which stops the generation when the client goes away or the timeout passes. Either
@@ -22,10 +23,11 @@ from starlette.responses import StreamingResponse
 
 from api.clip_loading import load_clips
 from api.conversation import ClipRef, Conversation, Part
+from api.door import forward
 from api.errors import APIError
 from api.image_loading import load_images
 from api.services import Services
-from npu_worker.backend import ImagePart, Message, ModelInfo, TextPart, VideoPart
+from npu_worker.backend import OLLAMA_BACKEND, ImagePart, Message, ModelInfo, TextPart, VideoPart
 from npu_worker.protocol import Final, Generate, Token
 
 API_TIMEOUT_MARGIN_S = 5.0  # the worker enforces the timeout; this guards against a stuck worker
@@ -80,13 +82,16 @@ class Generation:
         arrived: float,
         params: Mapping[str, str] | None = None,
     ) -> Generation:
-        images = await load_images(conversation.images, services, model.max_pixels)
-        clips = await load_clips(conversation.clips, services)
-        messages = _messages(conversation, images, clips)
-        timeout_s = services.config.inference.timeout_s
-        frames = services.worker.generate(
-            lambda rid: Generate(rid, model.id, messages, conversation.params, timeout_s, stream)
-        )
+        if model.served_by == OLLAMA_BACKEND:
+            frames = forward(services, model, conversation)
+        else:
+            images = await load_images(conversation.images, services, model.max_pixels)
+            clips = await load_clips(conversation.clips, services)
+            messages = _messages(conversation, images, clips)
+            timeout_s = services.config.inference.timeout_s
+            frames = services.worker.generate(
+                lambda rid: Generate(rid, model.id, messages, conversation.params, timeout_s, stream)
+            )
         services.in_flight += 1
         generation = cls(services, model, arrived, frames, None, params or {})
         try:
@@ -113,14 +118,18 @@ class Generation:
         if not isinstance(item, Final):
             raise APIError(500, f"the worker answered a generation with {item!r}", "protocol_error")
         self.final = item
-        metrics = self.services.metrics
-        metrics.queue_wait.observe(item.queue_wait_s)
-        metrics.ttft.observe(item.queue_wait_s + item.ttft_s)
-        metrics.prompt_tokens.inc(item.prompt_tokens)
-        metrics.completion_tokens.inc(item.completion_tokens)
-        self.services.recent.generated(item.completion_tokens)
+        if self.model.served_by != OLLAMA_BACKEND:  # hailo-vision's figures are its own models'
+            self._record(item)
         if item.text:
             yield item.text
+
+    def _record(self, final: Final) -> None:
+        metrics = self.services.metrics
+        metrics.queue_wait.observe(final.queue_wait_s)
+        metrics.ttft.observe(final.queue_wait_s + final.ttft_s)
+        metrics.prompt_tokens.inc(final.prompt_tokens)
+        metrics.completion_tokens.inc(final.completion_tokens)
+        self.services.recent.generated(final.completion_tokens)
 
     async def _text(self) -> str:
         return "".join([piece async for piece in self.pieces()])

@@ -9,7 +9,7 @@ from typing import Any
 
 from api.generation import Generation
 from api.routes_info import ollama_name
-from npu_worker.backend import ModelInfo
+from npu_worker.backend import OLLAMA_BACKEND, ModelInfo
 
 FORMATS = {"onnxruntime": "onnx", "hailort": "hef"}  # backend -> the model files' format
 FAMILIES = {"vlm": "qwen2vl", "clip": "clip"}
@@ -90,6 +90,34 @@ def model_entry(info: ModelInfo, files: ModelFiles) -> dict[str, Any]:
         "digest": files.digest,
         "details": details(info),
         "capabilities": CAPABILITIES[info.kind],
+        "served_by": info.served_by,
+    }
+
+
+def door_entry(entry: dict[str, Any], running: bool = False) -> dict[str, Any]:
+    """One of hailo-ollama's /api/tags (running: /api/ps) entries as hailo-vision lists it: as
+    hailo-ollama wrote it, marked as served by it; loaded, its size is device memory (it runs on the
+    NPU), which hailo-ollama's own entries leave out."""
+    body = {**entry, "served_by": OLLAMA_BACKEND}
+    if running:
+        body.setdefault("size_vram", entry.get("size", 0))
+    else:
+        body.setdefault("capabilities", ["completion"])
+    return body
+
+
+def door_show(entry: dict[str, Any]) -> dict[str, Any]:
+    """/api/show for one of hailo-ollama's models, from its /api/tags entry (hailo-ollama's own
+    /api/show waits behind a running answer)."""
+    return {
+        "license": "",
+        "modelfile": f"# {entry['name']}, served by hailo-ollama through hailo-vision\n",
+        "parameters": "",
+        "template": "",
+        "details": entry.get("details") or {},
+        "model_info": {},
+        "capabilities": ["completion"],
+        "modified_at": entry.get("modified_at", ""),
     }
 
 

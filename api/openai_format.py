@@ -8,8 +8,6 @@ from typing import Any
 
 from npu_worker.backend import ModelInfo
 
-OWNER = "hailo-vision"
-
 
 def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
@@ -81,7 +79,8 @@ def chunk(
 
 
 def model_object(info: ModelInfo, created: int) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": info.id, "object": "model", "created": created, "owned_by": OWNER}
+    body: dict[str, Any] = {"id": info.id, "object": "model", "created": created, "owned_by": info.served_by}
+    body["served_by"] = info.served_by
     body["kind"] = info.kind
     body["backend"] = info.backend
     body["capabilities"] = sorted(info.capabilities)

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.door import door_models
 from api.errors import APIError
 from api.openai_format import model_object
 from api.services import Services, services_of
@@ -23,8 +24,8 @@ except PackageNotFoundError:  # running from a source tree without installing
     VERSION = "0+unknown"
 
 
-def known_models(services: Services) -> Sequence[ModelInfo]:
-    """The worker's loaded models; before the worker reports, the configured ones."""
+def own_models(services: Services) -> Sequence[ModelInfo]:
+    """hailo-vision's models: the worker's loaded ones; before the worker reports, the configured ones."""
     if services.worker.view.models:
         return services.worker.view.models
     config = services.config
@@ -32,6 +33,17 @@ def known_models(services: Services) -> Sequence[ModelInfo]:
     if config.clip.enabled:
         configured.append(ModelInfo(config.clip.name, "clip", config.backend))
     return configured
+
+
+def known_models(services: Services) -> Sequence[ModelInfo]:
+    """hailo-vision's models, then hailo-ollama's that the door reaches (a name both serve is ours)."""
+    return [*own_models(services), *door_models(services)]
+
+
+def fits(info: ModelInfo, kind: ModelKind) -> bool:
+    """Can `info` serve a request for a model of `kind`? hailo-ollama's text models answer generation
+    requests (the VLM's kind) through the door."""
+    return info.kind == kind or (kind == "vlm" and info.kind == "llm")
 
 
 def ollama_name(model_id: str) -> str:
@@ -55,10 +67,14 @@ def resolve_model(services: Services, requested: str | None, kind: ModelKind) ->
     default = services.config.model.name if kind == "vlm" else services.config.clip.name
     name = requested or default
     info = find_model(services, name)
-    if info is not None and info.kind == kind:
+    if info is not None and fits(info, kind):
         return info
-    available = ", ".join(m.id for m in known_models(services) if m.kind == kind) or "none"
-    raise APIError(404, f"model {name!r} not found; available: {available}", "model_not_found", "model")
+    available = ", ".join(m.id for m in known_models(services) if fits(m, kind)) or "none"
+    message = f"model {name!r} not found; available: {available}"
+    ollama = services.scheduler.ollama
+    if kind == "vlm" and ollama is not None and not ollama.reachable:
+        message += f" (hailo-ollama at {ollama.base_url}, whose models come here too, is not reachable)"
+    raise APIError(404, message, "model_not_found", "model")
 
 
 def _health_body(services: Services) -> dict[str, Any]:

@@ -20,22 +20,24 @@ from starlette.responses import JSONResponse, Response
 from api import ollama_format as fmt
 from api.clip_request import EmbeddingsRequest
 from api.conversation import Conversation
+from api.door import load_or_unload
 from api.errors import APIError
 from api.generation import Generation, stream_response
 from api.keep_alive import apply_keep_alive
 from api.ollama_request import OllamaChatRequest, OllamaEmbedRequest, OllamaGenerateRequest, seconds
 from api.routes_clip import embed_request, in_input_order
-from api.routes_info import find_model, resolve_model
+from api.routes_info import find_model, fits, resolve_model
 from api.services import Services, services_of
-from npu_worker.backend import ModelInfo, ModelKind
+from npu_worker.backend import OLLAMA_BACKEND, ModelInfo, ModelKind
 
 NDJSON = "application/x-ndjson"
+PARAMS = {"response_format": "format", "stop": "options.stop"}  # request fields as Ollama names them
 
 
 def ollama_model(services: Services, name: str, kind: ModelKind, ability: str) -> ModelInfo:
     """The model `name` names; a model of the other kind is Ollama's 400 "does not support", none 404."""
     info = find_model(services, name)
-    if info is not None and info.kind != kind:
+    if info is not None and not fits(info, kind):
         raise APIError(400, f'"{name}" does not support {ability}', "invalid_request", "model")
     return resolve_model(services, name, kind)
 
@@ -55,13 +57,20 @@ async def _ndjson(generation: Generation, name: str, chat: bool) -> AsyncIterato
         yield _line(error.ollama_body())
 
 
-async def _lifecycle(services: Services, name: str, chat: bool, keep_alive: float | None) -> dict[str, Any]:
+async def _lifecycle(
+    services: Services, model: ModelInfo, name: str, chat: bool, keep_alive: float | None
+) -> dict[str, Any]:
     """The answer to an empty request: "unload" with keep_alive 0 (the scheduler gives the VLM back
-    after its running work), else "load" once the VLM is on the device (it takes its turn)."""
-    if keep_alive == 0:
-        return fmt.chunk(name, chat, "", done=True, reason="unload")
-    await services.worker.take_turn()
-    return fmt.chunk(name, chat, "", done=True, reason="load")
+    after its running work), else "load" once the VLM is on the device (it takes its turn). For
+    hailo-ollama's models the door asks hailo-ollama, which answers the same way."""
+    if model.served_by == OLLAMA_BACKEND:
+        reason = await load_or_unload(services, model, keep_alive)
+    elif keep_alive == 0:
+        reason = "unload"
+    else:
+        await services.worker.take_turn()
+        reason = "load"
+    return fmt.chunk(name, chat, "", done=True, reason=reason)
 
 
 async def _generate(
@@ -73,10 +82,10 @@ async def _generate(
     keep_alive = body.keep_alive_seconds
     apply_keep_alive(services, model, keep_alive)
     if not body.has_input:
-        return JSONResponse(await _lifecycle(services, body.model, chat, keep_alive))
+        return JSONResponse(await _lifecycle(services, model, body.model, chat, keep_alive))
     params = body.sampling(services.config.inference, model.context_length)
-    conversation = Conversation(body.model, body.turns, params)
-    generation = await Generation.start(services, model, conversation, body.streamed, arrived)
+    conversation = Conversation(body.model, body.turns, params, keep_alive)
+    generation = await Generation.start(services, model, conversation, body.streamed, arrived, PARAMS)
     if body.streamed:
         return stream_response(generation, _ndjson(generation, body.model, chat), NDJSON)
     text = await generation.whole(request)

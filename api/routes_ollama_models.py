@@ -24,10 +24,11 @@ from api import ollama_format as fmt
 from api.errors import APIError
 from api.keep_alive import expires_at
 from api.ollama_request import OllamaModelRequest
-from api.routes_info import VERSION, find_model, known_models, ollama_name
+from api.routes_info import VERSION, find_model, known_models, ollama_name, own_models
 from api.services import Services, services_of
-from npu_worker.backend import ModelInfo, Placement
+from npu_worker.backend import OLLAMA_BACKEND, ModelInfo, Placement
 from npu_worker.protocol import WorkerState
+from scheduler.ollama import OllamaClient
 
 OLLAMA_RUNNING = "Ollama is running"  # the exact text Ollama's clients probe / for
 
@@ -70,15 +71,26 @@ def _model(services: Services, body: OllamaModelRequest) -> ModelInfo:
     return info
 
 
+def _door(services: Services) -> OllamaClient | None:
+    return services.scheduler.ollama
+
+
 async def tags(request: Request) -> Response:
+    """hailo-vision's models, then hailo-ollama's (as it last listed them), each with `served_by`."""
     services = services_of(request)
-    models = [fmt.model_entry(m, model_files(services, m)) for m in known_models(services)]
+    models = [fmt.model_entry(m, model_files(services, m)) for m in own_models(services)]
+    ollama = _door(services)
+    models += [fmt.door_entry(entry) for entry in (ollama.catalog if ollama else ())]
     return JSONResponse({"models": models})
 
 
 async def show(request: Request, body: OllamaModelRequest) -> Response:
     services = services_of(request)
     info = _model(services, body)
+    ollama = _door(services)
+    if info.served_by == OLLAMA_BACKEND and ollama is not None:
+        entry = next(e for e in ollama.catalog if e["name"] == info.id)
+        return JSONResponse(fmt.door_show(entry))
     return JSONResponse(fmt.show_body(info, model_files(services, info)))
 
 
@@ -93,7 +105,8 @@ def _placement(services: Services, info: ModelInfo) -> Placement:
 
 
 async def ps(request: Request) -> Response:
-    """The loaded models, with when each would be unloaded if no work came."""
+    """The loaded models, with when each would be unloaded if no work came: hailo-vision's, then
+    hailo-ollama's as the scheduler last saw them (its /api/ps waits behind a running answer)."""
     services = services_of(request)
     models = []
     for info in services.worker.view.models:
@@ -101,6 +114,8 @@ async def ps(request: Request) -> Response:
         if placement != Placement.NONE:
             files, expires = model_files(services, info), expires_at(services, info)
             models.append(fmt.running_entry(info, files, expires, placement == Placement.NPU))
+    ollama = _door(services)
+    models += [fmt.door_entry(entry, running=True) for entry in (ollama.running if ollama else ())]
     return JSONResponse({"models": models})
 
 

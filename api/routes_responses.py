@@ -20,7 +20,7 @@ from api.routes_info import resolve_model
 from api.services import services_of
 
 # The worker names OpenAI chat fields in its errors; these are their Responses names.
-PARAMS = {"messages": "input", "max_tokens": "max_output_tokens"}
+PARAMS = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format"}
 
 
 async def _events(generation: Generation, bodies: ResponseBodies) -> AsyncIterator[str]:

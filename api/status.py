@@ -84,6 +84,7 @@ def scheduler_section(services: Services, snapshot: Snapshot) -> dict[str, Any]:
         "switches": figures.switches,
         "switch_seconds": round(figures.switch_seconds, 3),
         "release_in_s": None if snapshot.release_in_s is None else round(snapshot.release_in_s, 1),
+        "door": {"queued": snapshot.door_waiting, "in_flight": snapshot.door_in_flight},
     }
 
 

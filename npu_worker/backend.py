@@ -15,7 +15,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 Role = Literal["system", "user", "assistant"]
-ModelKind = Literal["vlm", "clip"]
+ModelKind = Literal["vlm", "clip", "llm"]  # llm: hailo-ollama's text models, reached through the door
+OLLAMA_BACKEND = "hailo-ollama"  # ModelInfo.backend of a model hailo-ollama serves
 FinishReason = Literal["stop", "length", "cancelled"]
 
 
@@ -123,6 +124,10 @@ class ModelInfo:
     max_pixels: int | None = None
     max_images: int | None = None  # per request, where the model has a limit
     capabilities: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def served_by(self) -> str:
+        return OLLAMA_BACKEND if self.backend == OLLAMA_BACKEND else "hailo-vision"
 
 
 class BackendError(Exception):

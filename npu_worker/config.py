@@ -254,6 +254,8 @@ class SchedulerConfig:
     ollama_poll_s: float = setting(5.0, gt=0)
     ollama_unload_timeout_s: float = setting(600.0, gt=0)  # the unload waits for a running answer
     ollama_shares_device: bool = False  # hailo-ollama runs with HAILO_OLLAMA_VDEVICE_GROUP_ID=SHARED
+    # door: every hailo-ollama client comes through hailo-vision's port, so its demand is seen
+    ollama_clients: str = setting("direct", choices=("direct", "door"))
     vlm_idle_release_s: float = setting(120.0, gt=0)
     min_residency_s: float = setting(30.0, ge=0)
     max_wait_s: float = setting(60.0, gt=0)

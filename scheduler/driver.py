@@ -48,11 +48,25 @@ from scheduler.policy import (
 
 log = logging.getLogger("scheduler")
 DEFAULT_SWITCH_S = 15.0  # Retry-After while waiting for a turn, before any switch was measured
+TAGS_EVERY_S = 30.0  # hailo-ollama's model list is read again this often (it changes with its pulls)
 
 
 class Work(enum.Enum):
     GENERATE = "generate"
     CLIP = "clip"
+
+
+class Side:
+    """One side's work that needs the device: what waits for its turn, what runs, when it last ran."""
+
+    def __init__(self) -> None:
+        self.waiting: list[float] = []  # arrival times
+        self.in_flight = 0
+        self.last_use = -math.inf
+
+    def demand(self, now: float) -> Demand:
+        oldest = min(self.waiting, default=now)
+        return Demand(len(self.waiting), now - oldest, self.in_flight, self.last_use)
 
 
 class TurnRefused(Exception):
@@ -85,8 +99,10 @@ class Snapshot:
     owner: NpuOwner
     owner_since_s: float  # seconds ago
     owner_reason: str
-    waiting: int
+    waiting: int  # vision work waiting for the device
     in_flight: int
+    door_waiting: int  # hailo-ollama work at the door waiting for its turn
+    door_in_flight: int
     figures: Figures
     release_in_s: float | None
     ollama_url: str
@@ -106,6 +122,7 @@ def settings_from(config: Config, uses_device: bool) -> Settings:
         idle_release_s=s.vlm_idle_release_s,
         min_residency_s=s.min_residency_s,
         max_wait_s=s.max_wait_s,
+        ollama_demand_visible=s.ollama_clients == "door",
     )
 
 
@@ -129,9 +146,9 @@ class Scheduler:
         self._limits_sent: Limits | None = None
         self._ollama_view = OllamaView()
         self._ollama_seen_at = -math.inf
-        self._waiting: list[float] = []  # arrival times of vision work waiting for the device
-        self._in_flight = 0
-        self._last_use = -math.inf
+        self.vision = Side()
+        self.door = Side()  # hailo-ollama work that came through hailo-vision's door
+        self._tags_due = -math.inf
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()  # (created before the guard may call _wake_up)
         self._tasks: list[asyncio.Task[None]] = []
@@ -206,24 +223,38 @@ class Scheduler:
         if not self._needs_device(work):
             yield
             return
+        async with self._turn_of(self.vision, lambda: self.policy.may_dispatch(self.worker)):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def ollama_turn(self) -> AsyncIterator[None]:
+        """Wait for hailo-ollama's turn (hailo-vision neither holds nor takes the device) for work
+        forwarded through the door, then count it in flight until its answer ends. One at a time, as
+        hailo-ollama serves them: the rest wait here, seen by the policy, not in hailo-ollama's queue
+        where a switch could not see them."""
+        async with self._turn_of(self.door, lambda: self.policy.may_forward() and not self.door.in_flight):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _turn_of(self, side: Side, may_go: Callable[[], bool]) -> AsyncIterator[None]:
         arrived = self.clock()
-        self._waiting.append(arrived)
+        side.waiting.append(arrived)
         self._wake.set()
         try:
-            await self._wait_for_turn(arrived + self.config.turn_timeout_s)
+            await self._wait_for_turn(may_go, arrived + self.config.turn_timeout_s)
         finally:
-            self._waiting.remove(arrived)
-        self._in_flight += 1
-        self._last_use = self.clock()
+            side.waiting.remove(arrived)
+        side.in_flight += 1
+        side.last_use = self.clock()
         try:
             yield
         finally:
-            self._in_flight -= 1
-            self._last_use = self.clock()
+            side.in_flight -= 1
+            side.last_use = self.clock()
             self._wake.set()
 
     def ladder(self) -> Ladder:
-        waiting = bool(self._waiting) and not self.policy.may_dispatch(self.worker)
+        waiting = bool(self.vision.waiting) and not self.policy.may_dispatch(self.worker)
         on_cpu = self.policy.settings.uses_device and self.clip_placement == Placement.CPU
         return self.guard.ladder(waiting, on_cpu)
 
@@ -267,9 +298,9 @@ class Scheduler:
             )
         return True
 
-    async def _wait_for_turn(self, deadline: float) -> None:
+    async def _wait_for_turn(self, may_go: Callable[[], bool], deadline: float) -> None:
         async with self._changed:
-            while not self.policy.may_dispatch(self.worker):
+            while not may_go():
                 remaining = deadline - self.clock()
                 if remaining <= 0:
                     raise TurnRefused(
@@ -286,8 +317,7 @@ class Scheduler:
 
     def observe(self) -> Observation:
         now = self.clock()
-        oldest = min(self._waiting, default=now)
-        vision = Demand(len(self._waiting), now - oldest, self._in_flight, self._last_use)
+        vision = self.vision.demand(now)
         allowance = self.ladder().allowance
         refusal = self.guard.load_refusal()
         may_load = allowance.loads and not refusal
@@ -297,6 +327,7 @@ class Scheduler:
             self.worker,
             self._ollama_view,
             vision,
+            self.door.demand(now),
             may_load=may_load,
             may_hold=allowance.generations,
             refusal=why,
@@ -307,7 +338,7 @@ class Scheduler:
             await self._read_ollama(self.ollama)  # the first decision knows what hailo-ollama holds
         while True:
             self._wake.clear()
-            wants_fresh = self.policy.phase == Phase.RELEASED and self._waiting
+            wants_fresh = self.policy.phase == Phase.RELEASED and self.vision.waiting
             if wants_fresh and self.ollama is not None and self.clock() - self._ollama_seen_at > 1.0:
                 await self._read_ollama(self.ollama)  # take decisions on what hailo-ollama does now
             seen = self.observe()
@@ -356,7 +387,11 @@ class Scheduler:
 
     async def _read_ollama(self, ollama: OllamaClient) -> None:
         view = await ollama.ps()
-        self._ollama_seen_at = self.clock()
+        now = self.clock()
+        self._ollama_seen_at = now
+        catalog_due = view.reachable and not view.busy and now >= self._tags_due  # (not while it answers)
+        if catalog_due and await ollama.read_catalog():
+            self._tags_due = now + TAGS_EVERY_S
         if view != self._ollama_view:
             self._ollama_view = view
             self._wake.set()
@@ -379,8 +414,10 @@ class Scheduler:
             owner=policy.owner,
             owner_since_s=now - policy.owner_since,
             owner_reason=self._worker_detail if policy.owner == NpuOwner.UNKNOWN else policy.owner_reason,
-            waiting=len(self._waiting),
-            in_flight=self._in_flight,
+            waiting=len(self.vision.waiting),
+            in_flight=self.vision.in_flight,
+            door_waiting=len(self.door.waiting),
+            door_in_flight=self.door.in_flight,
             figures=policy.figures,
             release_in_s=release_in,
             ollama_url=self.config.ollama_url,

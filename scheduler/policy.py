@@ -235,8 +235,8 @@ class TurnPolicy:
 
     def may_forward(self) -> bool:
         """hailo-ollama work waiting at the door may go to hailo-ollama now: hailo-vision neither holds
-        the device nor is taking it (the last decision left it alone)."""
-        return self.phase == Phase.RELEASED
+        the device nor is taking it (the last decision left it alone), or never uses it (CPU)."""
+        return self.phase == Phase.RELEASED or not self.settings.uses_device
 
     def release_at(self, seen: Observation) -> float | None:
         """When the device will be given back if no vision work comes (None: not while holding, or
@@ -289,9 +289,11 @@ class TurnPolicy:
             return warm, "model.persistent: kept warm" if warm else "no vision work any more"
         if self.phase != Phase.RELEASED or not s.uses_device:
             return True, "vision work waiting"
+        door = seen.ollama_work
+        if door.in_flight:  # taking the device now would race its request to hailo-ollama's model
+            return False, "hailo-ollama is answering a request from the door"
         if starving:
             return True, f"vision work waited {vision.oldest_wait_s:.0f} s (max_wait_s)"
-        door = seen.ollama_work
         if self._starving(door):
             return False, "hailo-ollama work waited max_wait_s: its turn first"
         if not seen.ollama.holds_device and not door.waiting:

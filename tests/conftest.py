@@ -3,6 +3,7 @@
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "models"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from ollama_testkit import Pair  # noqa: E402
 from service import Service  # noqa: E402
 
 
@@ -19,3 +21,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     running = Service(tmp_path_factory.mktemp("service")).wait_ready()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def make_pair(tmp_path: Path) -> Iterator[Any]:
+    pairs: list[Pair] = []
+
+    def make(scheduler: dict[str, Any], ollama_env: dict[str, str] | None = None, **options: Any) -> Pair:
+        pair = Pair(tmp_path, scheduler, ollama_env, **options)
+        pairs.append(pair)
+        return pair
+
+    yield make
+    for pair in pairs:
+        pair.stop()

@@ -169,7 +169,7 @@ class FakeOllama:
                 piece = {"message": {"role": "assistant", "content": token}} if chat else {"response": token}
                 yield json.dumps({"model": model, "created_at": _now(), **piece, "done": False}) + "\n"
             await worker
-            reason = "length" if count > num_predict else "stop"
+            reason = "length" if count >= num_predict else "stop"  # (its LLM ended it, or the limit)
             self.note("generation_ended", model=model, tokens=count)
             yield json.dumps({**self._done(model, reason, chat), "eval_count": count}) + "\n"
         finally:
@@ -197,17 +197,18 @@ class FakeOllama:
                 return JSONResponse({"models": []})
             left = self.expires_at - time.monotonic()
             expires = datetime.now(UTC) + timedelta(seconds=min(left, 10**8))
-            size = Path(self.models[self.loaded]).stat().st_size
-            entry = {
-                "name": self.loaded,
-                "model": self.loaded,
-                "size": size,
-                "expires_at": expires.isoformat(),
-            }
-            return JSONResponse({"models": [entry]})
+            return JSONResponse({"models": [{**self._entry(self.loaded), "expires_at": expires.isoformat()}]})
 
     async def tags(self, request: Request) -> Response:
-        return JSONResponse({"models": [{"name": m, "model": m} for m in self.models]})
+        """Every model as hailo-ollama's ModelInfoShort: no digest, the HEF's size and time."""
+        return JSONResponse({"models": [self._entry(m) for m in self.models]})
+
+    def _entry(self, model: str) -> dict[str, Any]:
+        stat = Path(self.models[model]).stat()
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat().replace("+00:00", "Z")
+        details = {"format": "hef", "family": "qwen2", "families": ["qwen2"], "parameter_size": "1.5B"}
+        entry = {"name": model, "model": model, "modified_at": modified, "size": stat.st_size}
+        return {**entry, "details": details}
 
     async def version(self, request: Request) -> Response:
         return JSONResponse({"version": self.release})

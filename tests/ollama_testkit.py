@@ -1,4 +1,5 @@
-"""Start the fake hailo-ollama (tests/fake_ollama.py) on a loopback port and talk to it (test-only)."""
+"""Start the fake hailo-ollama (tests/fake_ollama.py) on a loopback port and talk to it, alone or paired
+with the service on the HailoRT double (test-only)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hailo_double import DEMO_VLM_DIR
-from hailo_double_tools import make_llm_hef
-from service import free_port, wait_until
+from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
+from hailo_double_tools import make_clip_hef, make_llm_hef, make_vlm_hef, never_stopping
+from service import Service, free_port, image_data_url, wait_until
 
 FAKE = Path(__file__).resolve().parent / "fake_ollama.py"
 MODEL = "qwen2.5:1.5b"
@@ -20,11 +21,7 @@ MODEL = "qwen2.5:1.5b"
 
 def endless_llm_hef(directory: Path) -> Path:
     """An LLM HEF whose stop token never comes: an answer runs to num_predict."""
-    path = make_llm_hef(directory, DEMO_VLM_DIR)
-    document = json.loads(path.read_text())
-    document["hailo_config"]["stop_token_id"] = [-1]
-    path.write_text(json.dumps(document))
-    return path
+    return never_stopping(make_llm_hef(directory, DEMO_VLM_DIR))
 
 
 class RunningOllama:
@@ -89,3 +86,72 @@ class RunningOllama:
                 self.process.wait()
         self.http.close()
         self._log.close()
+
+
+class Pair:
+    """The service (backend hailo) and a fake hailo-ollama on one simulated Hailo-10H."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        scheduler: dict[str, Any],
+        ollama_env: dict[str, str] | None = None,
+        endless_vlm: bool = False,
+    ) -> None:
+        settings = {
+            "HAILO_DOUBLE_STATE_DIR": str(tmp / "device"),
+            "HAILO_DOUBLE_TOKEN_DELAY_S": "0.02",
+            "HAILO_DOUBLE_WAIT_S": "0.2",
+        }
+        env = subprocess_env({}, **settings)
+        self.ollama = RunningOllama(tmp, {MODEL: endless_llm_hef(tmp / "hef")}, {**env, **(ollama_env or {})})
+        vlm_hef = make_vlm_hef(tmp / "hef", DEMO_VLM_DIR)
+        if endless_vlm:
+            never_stopping(vlm_hef)
+        config = {
+            "backend": "hailo",
+            "hailo": {
+                "vlm_hef": str(vlm_hef),
+                "clip_hef": str(make_clip_hef(tmp / "hef", DEMO_CLIP_DIR, quantized=False)),
+            },
+            "scheduler": {
+                "ollama_url": self.ollama.url,
+                "ollama_poll_s": 0.2,
+                "ollama_timeout_s": 0.5,
+                "load_retry_initial_s": 0.2,
+                "load_retry_max_s": 0.5,
+                **scheduler,
+            },
+        }
+        self.service = Service(tmp, config, env)
+
+    def health(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.service.http.get("/health").json()
+        return body
+
+    def owner(self) -> str:
+        return str(self.health()["npu"]["owner"])
+
+    def wait_owner(self, owner: str) -> None:
+        wait_until(lambda: self.owner() == owner, timeout_s=60)
+
+    def ask(self) -> httpx.Response:
+        url, _ = image_data_url(3, size=(112, 112))
+        content = [
+            {"type": "image_url", "image_url": {"url": url}},
+            {"type": "text", "text": "What shape is this?"},
+        ]
+        body = {"messages": [{"role": "user", "content": content}], "max_tokens": 4, "temperature": 0}
+        return self.service.http.post("/v1/chat/completions", json=body, timeout=120)
+
+    def classify(self) -> httpx.Response:
+        url, _ = image_data_url(4, size=(96, 96))
+        body = {"image": url, "prompts": ["a red circle", "a blue square"]}
+        return self.service.http.post("/v1/classify", json=body, timeout=60)
+
+    def switches(self) -> int:
+        return int(self.health()["scheduler"]["switches"])
+
+    def stop(self) -> None:
+        self.service.stop()
+        self.ollama.stop()

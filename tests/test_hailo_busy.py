@@ -9,7 +9,6 @@ disconnects is seen to abort the device's generation.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,17 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import HeldDevice, make_clip_hef, make_vlm_hef, read_journal
+from hailo_double_tools import HeldDevice, make_clip_hef, make_vlm_hef, never_stopping, read_journal
 from service import Service, image_data_url, wait_until
 
 
 def endless_vlm_hef(directory: Path) -> Path:
     """The demo VLM HEF with a stop token the model never produces: it answers until max tokens."""
-    path = make_vlm_hef(directory, DEMO_VLM_DIR, kv_cache_size=1024)
-    document = json.loads(path.read_text())
-    document["hailo_config"]["stop_token_id"] = [-1]
-    path.write_text(json.dumps(document))
-    return path
+    return never_stopping(make_vlm_hef(directory, DEMO_VLM_DIR, kv_cache_size=1024))
 
 
 @pytest.fixture(scope="module")

@@ -9,92 +9,10 @@ from sleeps.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import make_clip_hef, make_vlm_hef
-from ollama_testkit import MODEL, RunningOllama, endless_llm_hef
-from service import Service, image_data_url, wait_until
-
-
-class Pair:
-    """The service (backend hailo) and a fake hailo-ollama on one simulated Hailo-10H."""
-
-    def __init__(
-        self, tmp: Path, scheduler: dict[str, Any], ollama_env: dict[str, str] | None = None
-    ) -> None:
-        settings = {
-            "HAILO_DOUBLE_STATE_DIR": str(tmp / "device"),
-            "HAILO_DOUBLE_TOKEN_DELAY_S": "0.02",
-            "HAILO_DOUBLE_WAIT_S": "0.2",
-        }
-        env = subprocess_env({}, **settings)
-        self.ollama = RunningOllama(tmp, {MODEL: endless_llm_hef(tmp / "hef")}, {**env, **(ollama_env or {})})
-        config = {
-            "backend": "hailo",
-            "hailo": {
-                "vlm_hef": str(make_vlm_hef(tmp / "hef", DEMO_VLM_DIR)),
-                "clip_hef": str(make_clip_hef(tmp / "hef", DEMO_CLIP_DIR, quantized=False)),
-            },
-            "scheduler": {
-                "ollama_url": self.ollama.url,
-                "ollama_poll_s": 0.2,
-                "ollama_timeout_s": 0.5,
-                "load_retry_initial_s": 0.2,
-                "load_retry_max_s": 0.5,
-                **scheduler,
-            },
-        }
-        self.service = Service(tmp, config, env)
-
-    def health(self) -> dict[str, Any]:
-        body: dict[str, Any] = self.service.http.get("/health").json()
-        return body
-
-    def owner(self) -> str:
-        return str(self.health()["npu"]["owner"])
-
-    def wait_owner(self, owner: str) -> None:
-        wait_until(lambda: self.owner() == owner, timeout_s=60)
-
-    def ask(self) -> httpx.Response:
-        url, _ = image_data_url(3, size=(112, 112))
-        content = [
-            {"type": "image_url", "image_url": {"url": url}},
-            {"type": "text", "text": "What shape is this?"},
-        ]
-        body = {"messages": [{"role": "user", "content": content}], "max_tokens": 4, "temperature": 0}
-        return self.service.http.post("/v1/chat/completions", json=body, timeout=120)
-
-    def classify(self) -> httpx.Response:
-        url, _ = image_data_url(4, size=(96, 96))
-        body = {"image": url, "prompts": ["a red circle", "a blue square"]}
-        return self.service.http.post("/v1/classify", json=body, timeout=60)
-
-    def switches(self) -> int:
-        return int(self.health()["scheduler"]["switches"])
-
-    def stop(self) -> None:
-        self.service.stop()
-        self.ollama.stop()
-
-
-@pytest.fixture
-def make_pair(tmp_path: Path) -> Iterator[Any]:
-    pairs: list[Pair] = []
-
-    def make(scheduler: dict[str, Any], ollama_env: dict[str, str] | None = None) -> Pair:
-        pair = Pair(tmp_path, scheduler, ollama_env)
-        pairs.append(pair)
-        return pair
-
-    yield make
-    for pair in pairs:
-        pair.stop()
+from ollama_testkit import MODEL
+from service import wait_until
 
 
 def test_a_vision_request_takes_the_npu_from_an_idle_hailo_ollama(make_pair: Any) -> None:

@@ -29,6 +29,8 @@ def snapshot(rung: Rung) -> Snapshot:
         owner_reason="vision work waiting",
         waiting=0,
         in_flight=0,
+        door_waiting=0,
+        door_in_flight=0,
         figures=Figures(),
         release_in_s=None,
         ollama_url="",

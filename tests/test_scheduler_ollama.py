@@ -1,17 +1,20 @@
-"""The scheduler's adapters: hailo-ollama's HTTP API (against the fake server) and the drain rate."""
+"""The scheduler's adapters: hailo-ollama's HTTP API (against the fake server, for both releases' ways
+of answering) and the drain rate."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hailo_double import subprocess_env
 from ollama_testkit import MODEL, RunningOllama, endless_llm_hef
 
 from scheduler.drain import DrainRate
-from scheduler.ollama import OllamaClient
+from scheduler.ollama import OllamaClient, OllamaError
 from scheduler.policy import OllamaView
 
 
@@ -80,6 +83,56 @@ def test_an_absent_hailo_ollama_is_unreachable_not_an_error() -> None:
         return view
 
     assert asyncio.run(scenario()) == OllamaView(reachable=False)
+
+
+async def _streamed(client: OllamaClient, body: dict[str, Any], timeout_s: float = 30) -> list[Any]:
+    async with client.stream("/api/chat", body, timeout_s) as lines:
+        return [line async for line in lines]
+
+
+def test_the_catalog_and_a_streamed_chat_and_its_errors_as_each_release_sends_them(
+    ollama: RunningOllama,
+) -> None:
+    client = OllamaClient(ollama.url, ps_timeout_s=0.3, unload_timeout_s=30)
+    asked = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "options": {"num_predict": 4}}
+
+    async def scenario() -> tuple[bool, list[dict[str, Any]], OllamaError]:
+        read = await client.read_catalog()
+        lines = await _streamed(client, asked)
+        with pytest.raises(OllamaError) as unknown:
+            await _streamed(client, {**asked, "model": "no-such-model"})
+        await client.close()
+        return read, lines, unknown.value
+
+    read, lines, unknown = asyncio.run(scenario())
+    assert read and client.models == (MODEL,)
+    assert [line["done"] for line in lines] == [False] * (len(lines) - 1) + [True]
+    assert lines[-1]["done_reason"] == "length" and len(lines) > 1
+    assert unknown.status == 404 and "no-such-model" in unknown.message  # 5.1.1: under HTTP 200
+
+
+def test_a_silent_or_absent_hailo_ollama_is_an_error_within_the_timeout_never_a_hang() -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+
+        async def scenario() -> tuple[OllamaError, OllamaError, bool]:
+            client = OllamaClient(f"http://127.0.0.1:{port}", ps_timeout_s=0.3, unload_timeout_s=1)
+            with pytest.raises(OllamaError) as slow:
+                await _streamed(client, {"model": MODEL, "messages": []}, timeout_s=0.5)
+            absent = OllamaClient("http://127.0.0.1:9", ps_timeout_s=0.3, unload_timeout_s=1)
+            with pytest.raises(OllamaError) as gone:
+                await _streamed(absent, {"model": MODEL, "messages": []})
+            read = await absent.read_catalog()
+            await client.close()
+            await absent.close()
+            return slow.value, gone.value, read
+
+        slow, gone, read = asyncio.run(scenario())
+    assert slow.status == 504 and "did not answer within 0.5 s" in slow.message
+    assert gone.status == 502 and "not reachable" in gone.message
+    assert not read
 
 
 class Clock:

@@ -310,6 +310,24 @@ def test_starving_hailo_ollama_work_takes_the_next_turn_even_with_vision_work_qu
     assert not world.policy.may_dispatch(WorkerState.READY)  # queued vision work waits its next turn
 
 
+def test_vision_never_takes_the_device_while_a_door_request_is_at_hailo_ollama() -> None:
+    world = World(dataclasses.replace(SETTINGS, persistent=False), ollama=HOLDING)
+    world.decide()
+    assert world.policy.may_forward()
+    world.request(waited_s=600)  # starving, yet hailo-ollama is answering a forwarded request
+    answering = dataclasses.replace(world.seen(), ollama_work=Demand(in_flight=1, last_use=world.now))
+    assert world.policy.decide(answering) == []
+    assert world.policy.may_forward()
+    assert [a.kind for a in world.decide()] == [ActionKind.UNLOAD_OLLAMA]  # its answer ended
+    assert not world.policy.may_forward()  # the device is being taken: the next door request waits
+
+
+def test_on_the_cpu_backend_door_requests_go_to_hailo_ollama_while_the_vlm_is_loaded() -> None:
+    world = World(dataclasses.replace(SETTINGS, uses_device=False), ollama=HOLDING)
+    world.load()
+    assert world.policy.may_forward() and world.policy.may_dispatch(WorkerState.READY)
+
+
 @pytest.mark.parametrize(
     ("policy", "vision_takes"),
     [(Policy.SHARE, False), (Policy.VISION_FIRST, True), (Policy.OLLAMA_FIRST, False)],

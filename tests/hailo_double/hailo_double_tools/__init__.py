@@ -2,6 +2,7 @@
 
 Public helpers (imported lazily, so importing a submodule never drags in the rest):
   make_vlm_hef, make_llm_hef, make_clip_hef   write double HEF files (hef_files)
+  never_stopping                               make one answer until its max tokens (hef_files)
   HeldDevice                                   run `python -m hailo_double_tools hold ...` (holder)
   JOURNAL, read_journal                        what the code under test asked of the double (journal)
 """
@@ -15,6 +16,7 @@ _EXPORTS = {
     "make_vlm_hef": "hailo_double_tools.hef_files",
     "make_llm_hef": "hailo_double_tools.hef_files",
     "make_clip_hef": "hailo_double_tools.hef_files",
+    "never_stopping": "hailo_double_tools.hef_files",
     "HeldDevice": "hailo_double_tools.holder",
     "JOURNAL": "hailo_double_tools.journal",
     "read_journal": "hailo_double_tools.journal",

@@ -146,6 +146,14 @@ def make_llm_hef(
     )
 
 
+def never_stopping(path: Path) -> Path:
+    """Give a VLM or LLM double HEF a stop token its model never produces: every answer runs to its
+    max tokens (for tests that need a long answer)."""
+    document = _read_json(path)
+    document["hailo_config"]["stop_token_id"] = [-1]
+    return _write(path, document)
+
+
 def make_clip_hef(
     directory: str | Path,
     clip_dir: str | Path,
