@@ -39,13 +39,16 @@ trained on the training texts, with Qwen's special tokens and Qwen2-VL's chat te
 Besides pictures it knows two kinds of clip (four 112x112 frames, Qwen2-VL's video path: two temporal
 patches of two frames each): a shape that crosses the frame ("Which way does the shape move?": left,
 right, up or down) and a shape that turns another colour half-way ("What color does the shape turn?":
-the last colour). It also answers in JSON when the question ends with " Answer in JSON.": "What color
-and shape is it? Answer in JSON." gives `{"color": "red", "shape": "circle"}` (one-shape pictures),
-"How many shapes are there? Answer in JSON." gives `{"count": 2}`, and "What color is the shape?" or
-"What shape is this?" with the suffix give `{"color": ...}` or `{"shape": ...}`. A JSON answer counts
-as right when it parses to exactly the expected object. Before the retrain that added clips and JSON
-answers (issue 17), the model scored colour 100.0 %, shape 98.7 % and count 97.3 % on the same
-held-out images (below: after it).
+the last colour). It also answers in JSON when the question is followed by "Answer in JSON." on a
+new line - the hint hailo-vision adds when a client asks for structured output
+(npu_worker/structured.py) - or after a space: "What color and shape is it?" gives
+`{"color": "red", "shape": "circle"}` (one-shape pictures), "How many shapes are there?" gives
+`{"count": 2}`, and "What color is the shape?" or "What shape is this?" give `{"color": ...}` or
+`{"shape": ...}`. Below, `\\n` is that new line, and a JSON answer counts as right when it parses to
+exactly the expected object (asked without constraints: with structured output the CPU backend also
+constrains every token to the schema). Before the retrain that added clips and JSON answers (issue
+17; 5155 steps, 34 minutes of training then), the model scored colour 100.0 %, shape 98.7 % and
+count 97.3 % on the same held-out images; the table gives it after.
 """
 
 # Targets of the questions added with clips and JSON answers (issue 17): well above chance (a quarter
@@ -111,7 +114,7 @@ def _vlm_section(model_dir: Path) -> list[str]:
         targets = {"colour": "95 %", "shape": "90 %", "count": "80 %"}
         targets |= {kind: f"{value} %" for kind, value in NEW_TARGETS.items()}
         for kind, result in results.items():
-            question = evaluation.get("questions", {}).get(kind, kind)
+            question = evaluation.get("questions", {}).get(kind, kind).replace("\n", " `\\n` ")
             lines.append(
                 f"| {question} | {_pct(result.get('accuracy'))} | {targets.get(kind, '')} | "
                 f"{result.get('mean_answer_tokens', 0):.2f} | {_pct(result.get('finished_by_eos'))} |"
