@@ -1,8 +1,11 @@
-"""`hailo-visionctl`: ask a running hailo-vision how it is, from the shell.
+"""`hailo-visionctl`: what the NPU is doing and why a request is slow, from the shell.
 
-`hailo-visionctl status` reads /health/ready, /v1/models and /metrics of the service named by the
-configuration (or --url) and prints one screen a person can read; `--json` prints the raw facts.
-Exit codes: 0 ready, 1 running but not ready, 2 not reachable.
+`status` draws one screen from the service's GET /admin/status (`--json` prints the document for
+scripts, `--watch` redraws it); `models` lists what hailo-vision and hailo-ollama serve; `release`
+gives the NPU back now and `load` takes it for hailo-vision's models (POST /admin/npu/...). The
+service is the one the configuration names (or --url); loopback needs no key, elsewhere the API key.
+Exit codes of `status`: 0 ready, 1 degraded, loading or draining, 2 down or unavailable; of the other
+commands: 0 done, 1 the service refused (its message on stderr), 2 not reachable.
 """
 
 from __future__ import annotations
@@ -10,98 +13,117 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.error
-import urllib.request
+import time
+from collections.abc import Sequence
 from typing import Any
 
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.text import Text
+
 from npu_worker.config import ConfigError, load_config
-
-TIMEOUT_S = 5.0
-_METRICS = (
-    ("hailo_vision_requests_in_flight", "in flight"),
-    ("hailo_vision_requests_queued", "queued"),
-    ("hailo_vision_worker_restarts_total", "worker restarts"),
-    ("hailo_vision_model_load_seconds", "model load s"),
-    ("hailo_vision_completion_tokens_total", "tokens generated"),
-    ("hailo_vision_images_decoded_total", "images decoded"),
-)
+from supervisor.ctl_client import AdminError, Endpoint, Unreachable
+from supervisor.ctl_systemd import systemd_facts
+from supervisor.ctl_view import down_view, exit_code, models_view, status_view
 
 
-def _get(url: str, api_key: str | None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+def snapshot(endpoint: Endpoint) -> tuple[dict[str, Any], RenderableType, int]:
+    """The status document (or a "down" one), its screen and its exit code."""
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read()
+        status = endpoint.status()
+    except (Unreachable, AdminError) as error:
+        systemd = systemd_facts()
+        said = str(error)
+        down = {"service": {"state": "down"}, "url": endpoint.base_url, "error": said, "systemd": systemd}
+        return down, down_view(endpoint.base_url, said, systemd), exit_code(None)
+    return status, status_view(status), exit_code(status)
 
 
-def _metric_values(text: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, _, value = line.partition(" ")
-            try:
-                values[name] = float(value)
-            except ValueError:
-                continue
-    return values
+def status(endpoint: Endpoint, console: Console, as_json: bool) -> int:
+    document, screen, code = snapshot(endpoint)
+    _show(console, document, as_json, screen)
+    return code
 
 
-def collect(base_url: str, api_key: str | None) -> dict[str, Any]:
-    """The service's readiness, models and headline metrics (raises URLError when unreachable)."""
-    status, body = _get(f"{base_url}/health/ready", None)
-    facts: dict[str, Any] = {"url": base_url, "http_status": status, "health": json.loads(body)}
-    models_status, models = _get(f"{base_url}/v1/models", api_key)
-    facts["models"] = json.loads(models).get("data", []) if models_status == 200 else []
-    metrics_status, metrics = _get(f"{base_url}/metrics", api_key)
-    if metrics_status == 200:
-        values = _metric_values(metrics.decode())
-        facts["metrics"] = {name: values[name] for name, _ in _METRICS if name in values}
-    return facts
+def _show(console: Console, document: Any, as_json: bool, screen: RenderableType) -> None:
+    if as_json:
+        console.print_json(json.dumps(document))
+    else:
+        console.print(screen)
 
 
-def render(facts: dict[str, Any]) -> str:
-    health = facts["health"]
-    lines = [
-        f"hailo-vision at {facts['url']}: {health.get('state', '?')}"
-        + ("" if health.get("ready") else f" ({health.get('reason') or health.get('detail', '')})"),
-        f"  version {health.get('version')}, backend {health.get('backend')}, "
-        f"up {health.get('uptime_seconds', 0):.0f} s",
-    ]
-    for model in facts["models"]:
-        extra = model.get("context_length") or model.get("embedding_dim")
-        lines.append(f"  model {model['id']} ({model.get('kind', '?')}{f', {extra}' if extra else ''})")
-    for name, label in _METRICS:
-        if name in facts.get("metrics", {}):
-            lines.append(f"  {label}: {facts['metrics'][name]:g}")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hailo-visionctl", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="show whether the service is ready, its models and load")
-    status.add_argument("--config", help="config file (to find host and port)")
-    status.add_argument("--url", help="base URL, e.g. http://127.0.0.1:11435 (overrides the config)")
-    status.add_argument("--api-key", help="API key, when the service requires one")
-    status.add_argument("--json", action="store_true", help="print the facts as JSON")
-    args = parser.parse_args(argv)
+def watch(endpoint: Endpoint, console: Console, as_json: bool, interval_s: float) -> int:
+    """Redraw the status every `interval_s` (JSON: one line each) until Ctrl-C; the last exit code."""
+    code = 2
     try:
-        config = load_config(args.config)
+        if as_json:
+            while True:
+                document, _, code = snapshot(endpoint)
+                console.out(json.dumps(document), highlight=False)
+                time.sleep(interval_s)
+        with Live(console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                _, screen, code = snapshot(endpoint)
+                live.update(screen, refresh=True)
+                time.sleep(interval_s)
+    except KeyboardInterrupt:
+        return code
+
+
+def models(endpoint: Endpoint, console: Console, as_json: bool) -> int:
+    listed = endpoint.status()["models"]
+    _show(console, listed, as_json, models_view(listed))
+    return 0
+
+
+def npu(endpoint: Endpoint, console: Console, as_json: bool, action: str) -> int:
+    answer = endpoint.npu(action)
+    _show(console, answer, as_json, Text(f"NPU: {answer['owner']}: {answer['detail']}"))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="hailo-visionctl", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("status", "what the service and the NPU are doing, and why requests wait"),
+        ("models", "the models hailo-vision and hailo-ollama serve, loaded or not, and where"),
+        ("release", "give the NPU back now (hailo-vision unloads its NPU models)"),
+        ("load", "take the NPU for hailo-vision's models now"),
+    ):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--config", metavar="FILE", help="config file, to find host, port and key")
+        command.add_argument("--url", help="base URL, e.g. http://127.0.0.1:11435 (overrides the config)")
+        command.add_argument("--api-key", help="API key (needed off loopback when the service has keys)")
+        command.add_argument("--json", action="store_true", help="print JSON for scripts")
+        if name == "status":
+            command.add_argument("--watch", action="store_true", help="redraw until Ctrl-C")
+            command.add_argument("--interval", type=float, default=2.0, metavar="S", help="--watch period")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        endpoint = Endpoint.of(load_config(args.config), args.url, args.api_key)
     except ConfigError as exc:
         print(f"hailo-visionctl: {exc}", file=sys.stderr)
         return 2
-    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::", "") else config.api.host
-    base_url = (args.url or f"http://{host}:{config.api.port}").rstrip("/")
-    api_key = args.api_key or (config.api.api_keys[0] if config.api.api_keys else None)
+    console = Console()
+    if args.command == "status":
+        if args.watch:
+            return watch(endpoint, console, args.json, args.interval)
+        return status(endpoint, console, args.json)
     try:
-        facts = collect(base_url, api_key)
-    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
-        print(f"hailo-vision at {base_url}: not reachable ({exc})", file=sys.stderr)
+        if args.command == "models":
+            return models(endpoint, console, args.json)
+        return npu(endpoint, console, args.json, args.command)
+    except Unreachable as exc:
+        print(f"hailo-visionctl: hailo-vision is not reachable: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(facts, indent=2) if args.json else render(facts))
-    return 0 if facts["health"].get("ready") else 1
+    except AdminError as exc:
+        print(f"hailo-visionctl: {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
