@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, Tag, ValidationInfo, model_validator
 
+from api.clip_input import VideoFramesPart, VideoURLPart, clip_ref
 from api.conversation import Conversation, Part, Turn, check_turns
 from api.errors import APIError
 from api.image_input import ImageURLField, url_ref
@@ -38,11 +39,21 @@ class ChatImagePart(Body):
     image_url: ImageURLField
 
 
+PART_TYPES = {
+    "text": "~text",
+    "image_url": "~image",
+    "image": "~image",
+    "video": "~video",
+    "video_url": "~file",
+}
 ContentPart = Annotated[
-    Annotated[ChatTextPart, Tag("~text")] | Annotated[ChatImagePart, Tag("~image")],
+    Annotated[ChatTextPart, Tag("~text")]
+    | Annotated[ChatImagePart, Tag("~image")]
+    | Annotated[VideoFramesPart, Tag("~video")]
+    | Annotated[VideoURLPart, Tag("~file")],
     tag_by(
-        by_field("type", {"text": "~text", "image_url": "~image", "image": "~image"}),
-        "must be 'text', 'image_url' or 'image' (the content part type)",
+        by_field("type", PART_TYPES),
+        "must be 'text', 'image_url', 'image', 'video' or 'video_url' (the content part type)",
         field="type",
     ),
 ]
@@ -170,7 +181,7 @@ class ChatCompletionRequest(Body):
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ChatCompletionRequest:
-        check_turns(self.turns, "messages", limits(info).api.max_images_per_request)
+        check_turns(self.turns, "messages", limits(info))
         refuse_required_tool_call(self.tool_choice, "tool_choice")
         return self
 
@@ -201,10 +212,17 @@ class ChatCompletionRequest(Body):
         return Conversation(self.model, self.turns, params)
 
 
-def _parts(content: str | list[ChatTextPart | ChatImagePart], param: str) -> tuple[Part, ...]:
+def _parts(
+    content: str | list[ChatTextPart | ChatImagePart | VideoFramesPart | VideoURLPart], param: str
+) -> tuple[Part, ...]:
     if isinstance(content, str):
         return (content,)
-    return tuple(
-        part.text if isinstance(part, ChatTextPart) else url_ref(part.image_url, f"{param}[{j}].image_url")
-        for j, part in enumerate(content)
-    )
+    return tuple(_part(part, f"{param}[{j}]") for j, part in enumerate(content))
+
+
+def _part(part: ChatTextPart | ChatImagePart | VideoFramesPart | VideoURLPart, param: str) -> Part:
+    if isinstance(part, ChatTextPart):
+        return part.text
+    if isinstance(part, ChatImagePart):
+        return url_ref(part.image_url, f"{param}.image_url")
+    return clip_ref(part, param)

@@ -54,8 +54,8 @@ def _options(params: SamplingParams) -> dict[str, Any]:
 
 def request_body(model: ModelInfo, conversation: Conversation) -> dict[str, Any]:
     """hailo-ollama's /api/chat body for a conversation (text only; keep_alive in whole seconds)."""
-    for image in conversation.images:
-        message = f"{model.id} is hailo-ollama's text model: it takes no images (ask a vision model)"
+    for image in [*conversation.images, *conversation.clips]:
+        message = f"{model.id} is hailo-ollama's text model: it takes no images or clips (ask a vision model)"
         raise APIError(400, message, "invalid_request", image.param)
     unsupported = {"response_format": conversation.params.json_schema, "stop": conversation.params.stop}
     for field, asked in unsupported.items():

@@ -1,6 +1,6 @@
 """Run one generation on the NPU worker and relay it: the one code path every dialect's route shares.
 
-`Generation.start` decodes the conversation's images, sends the request through
+`Generation.start` decodes the conversation's images and clips, sends the request through
 `services.worker.generate` (admission, and whatever gating the worker client applies) - or, for one
 of hailo-ollama's models, through the door (api.door), which yields the same frames - and awaits the
 first frame, so errors found before any token (unknown model, context overflow, full queue) still get
@@ -22,12 +22,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from api.conversation import Conversation
+from api.clip_loading import load_clips
+from api.conversation import ClipRef, Conversation, Part
 from api.door import forward
 from api.errors import APIError
 from api.image_loading import load_images
 from api.services import Services
-from npu_worker.backend import OLLAMA_BACKEND, ImagePart, Message, ModelInfo, TextPart
+from npu_worker.backend import OLLAMA_BACKEND, ImagePart, Message, ModelInfo, TextPart, VideoPart
 from npu_worker.protocol import Final, Generate, Token
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -38,15 +39,17 @@ class ClientGone(Exception):
     """The client closed its connection before the whole answer was ready (answered 499, to no one)."""
 
 
-def _messages(conversation: Conversation, images: list[Any]) -> tuple[Message, ...]:
-    pending = iter(images)
-    return tuple(
-        Message(
-            turn.role,
-            tuple(TextPart(p) if isinstance(p, str) else ImagePart(next(pending)) for p in turn.parts),
-        )
-        for turn in conversation.turns
-    )
+def _messages(conversation: Conversation, images: list[Any], clips: list[Any]) -> tuple[Message, ...]:
+    pending_images, pending_clips = iter(images), iter(clips)
+
+    def part(p: Part) -> TextPart | ImagePart | VideoPart:
+        if isinstance(p, str):
+            return TextPart(p)
+        if isinstance(p, ClipRef):
+            return VideoPart(next(pending_clips))
+        return ImagePart(next(pending_images))
+
+    return tuple(Message(turn.role, tuple(part(p) for p in turn.parts)) for turn in conversation.turns)
 
 
 async def _wait_disconnect(request: Request) -> None:
@@ -84,7 +87,8 @@ class Generation:
         else:
             services.worker.admit()
             images = await load_images(conversation.images, services, model.max_pixels)
-            messages = _messages(conversation, images)
+            clips = await load_clips(conversation.clips, services)
+            messages = _messages(conversation, images, clips)
             timeout_s = services.config.inference.timeout_s
             frames = services.worker.generate(
                 lambda rid: Generate(rid, model.id, messages, conversation.params, timeout_s, stream),

@@ -4,7 +4,11 @@ Ollama's own quirks and those of the clients that speak it are part of the decla
 may hold `system`, `format`, `keep_alive` and `think` (n8n, Open WebUI move them there); `/api/chat`
 may carry a top-level `system`, `images`, an empty `prompt` and `num_predict` (LLM Vision, Open WebUI);
 roles are case-insensitive, as in Ollama. `format` is parsed and validated; making the output follow
-it is the structured-output work (#15).
+it is the structured-output work (#15). Ollama has no video input; two extensions carry clips: a
+message whose content says [video] has its images taken as the frames of one clip, placed there
+(this works through Ollama's own clients, which send only `images`), and a message's `videos` holds
+clips, each a list of frames (raw base64 or data URLs) or one video file (base64 or a data URL),
+placed before the message's images and text.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from api.clip_request import check_embedding_inputs, embedding_inputs
-from api.conversation import ImageRef, Part, Turn, check_turns
+from api.conversation import ClipRef, ImageRef, Part, Turn, check_turns
 from api.errors import APIError
 from api.keep_alive import DURATION, KeepAlive, duration_seconds
 from api.schema import ANY_JSON, Body, JsonSchema, NonBlank, json_kind, limits, schema_text, tag_by
@@ -33,6 +37,7 @@ from npu_worker.backend import SamplingParams
 from npu_worker.config import InferenceConfig
 
 IMAGE_MARKER = "[img]"  # Ollama puts a message's images, in order, where its content says [img]
+VIDEO_MARKER = "[video]"  # here: a message's images are the frames of one clip, placed at the marker
 
 OllamaImage = Annotated[NonBlank, Field(description="Raw base64 (Ollama's form) or a data URL")]
 OllamaFormat = Annotated[
@@ -109,10 +114,36 @@ class OllamaOptions(Body):
     think: Think | None = None
 
 
+OllamaClip = Annotated[
+    Annotated[list[OllamaImage], Field(min_length=1), Tag("~array")] | Annotated[OllamaImage, Tag("~string")],
+    tag_by(json_kind, "must be a list of frames (base64) or a video file (base64 or a data URL)"),
+]
+
+
 class OllamaMessage(Body):
     role: Role
     content: str = ""
     images: list[OllamaImage] | None = None
+    videos: list[OllamaClip] | None = Field(None, description="Clips: frame lists or video files")
+
+    def parts(self, param: str, images: list[str] | None = None, images_param: str = "") -> tuple[Part, ...]:
+        """The message's clips, then its images (or `images`) placed at [img] markers, and its text."""
+        clips = tuple(_clip(clip, f"{param}.videos[{i}]") for i, clip in enumerate(self.videos or ()))
+        if images is None:
+            images, images_param = self.images or [], f"{param}.images"
+        if VIDEO_MARKER in self.content and images:
+            before, after = self.content.split(VIDEO_MARKER, 1)
+            frames = ClipRef(
+                images_param, frames=tuple(ImageRef(f, f"{images_param}[{i}]") for i, f in enumerate(images))
+            )
+            return clips + tuple(p for p in (before, frames, after) if p != "")
+        return clips + with_images(self.content, images, images_param)
+
+
+def _clip(clip: list[str] | str, param: str) -> ClipRef:
+    if isinstance(clip, str):
+        return ClipRef(param, file=ImageRef(clip, param))
+    return ClipRef(param, frames=tuple(ImageRef(frame, f"{param}[{i}]") for i, frame in enumerate(clip)))
 
 
 def seconds(keep_alive: float | str | None) -> KeepAlive:
@@ -221,7 +252,7 @@ class OllamaChatRequest(OllamaGeneration):
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> OllamaChatRequest:
         if self.messages:
-            check_turns(self.turns, "messages", limits(info).api.max_images_per_request)
+            check_turns(self.turns, "messages", limits(info))
         return self
 
     @functools.cached_property
@@ -229,13 +260,12 @@ class OllamaChatRequest(OllamaGeneration):
         """The messages; the top-level `system` leads when no message is one, and top-level `images`
         join the last user message when no message has images (LLM Vision sends them in both places)."""
         turns = [
-            Turn(m.role, with_images(m.content, m.images or [], f"messages[{i}].images"), f"messages[{i}]")
-            for i, m in enumerate(self.messages)
+            Turn(m.role, m.parts(f"messages[{i}]"), f"messages[{i}]") for i, m in enumerate(self.messages)
         ]
         if self.images and not any(m.images for m in self.messages):
             last = max((i for i, t in enumerate(turns) if t.role == "user"), default=None)
             if last is not None:
-                parts = with_images(self.messages[last].content, self.images, "images")
+                parts = self.messages[last].parts(f"messages[{last}]", self.images, "images")
                 turns[last] = Turn("user", parts, turns[last].param)
         system = self.system_prompt
         if system and not any(t.role == "system" for t in turns):
@@ -269,7 +299,7 @@ class OllamaGenerateRequest(OllamaGeneration):
             if getattr(self, name):
                 raise APIError(400, message, "invalid_request", name)
         if self.prompt:
-            check_turns(self.turns, "prompt", limits(info).api.max_images_per_request)
+            check_turns(self.turns, "prompt", limits(info))
         return self
 
     @functools.cached_property

@@ -13,11 +13,13 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage; `cached_tokens`: prompt tokens a follow-up turn took from the kept context."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
 
 
@@ -30,6 +32,7 @@ def chat_completion(
     finish_reason: str,
     prompt_tokens: int,
     completion_tokens: int,
+    cached_tokens: int = 0,
 ) -> dict[str, Any]:
     return {
         "id": cid,
@@ -45,7 +48,7 @@ def chat_completion(
                 "finish_reason": finish_reason,
             }
         ],
-        "usage": usage(prompt_tokens, completion_tokens),
+        "usage": usage(prompt_tokens, completion_tokens, cached_tokens),
     }
 
 
@@ -56,7 +59,7 @@ def chunk(
     fingerprint: str,
     delta: dict[str, Any] | None,
     finish_reason: str | None = None,
-    usage_body: dict[str, int] | None = None,
+    usage_body: dict[str, Any] | None = None,
     with_usage_field: bool = False,
 ) -> dict[str, Any]:
     """One `chat.completion.chunk`; the final usage chunk has `delta=None` and empty choices."""

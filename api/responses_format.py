@@ -80,7 +80,7 @@ class ResponseBodies:
             body["completed_at"] = now()
             body["usage"] = {
                 "input_tokens": final.prompt_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": final.cached_tokens},
                 "output_tokens": final.completion_tokens,
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": final.prompt_tokens + final.completion_tokens,

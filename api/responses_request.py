@@ -145,7 +145,7 @@ class ResponsesRequest(Body):
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ResponsesRequest:
-        check_turns(self.turns, "input", limits(info).api.max_images_per_request)
+        check_turns(self.turns, "input", limits(info))
         refuse_required_tool_call(self.tool_choice, "tool_choice")
         return self
 

@@ -38,7 +38,7 @@ class _Completion:
         self.fingerprint = f"hv-{VERSION}-{generation.model.backend}"
 
     def chunk(
-        self, delta: dict[str, Any] | None, finish: str | None = None, usage: dict[str, int] | None = None
+        self, delta: dict[str, Any] | None, finish: str | None = None, usage: dict[str, Any] | None = None
     ) -> str:
         body = fmt.chunk(
             self.cid,
@@ -60,7 +60,8 @@ class _Completion:
             final = self.generation.result
             yield self.chunk({}, final.reason)
             if self.include_usage:
-                yield self.chunk(None, usage=fmt.usage(final.prompt_tokens, final.completion_tokens))
+                usage = fmt.usage(final.prompt_tokens, final.completion_tokens, final.cached_tokens)
+                yield self.chunk(None, usage=usage)
         except APIError as error:
             yield sse(error.body())
         yield "data: [DONE]\n\n"
@@ -77,6 +78,7 @@ class _Completion:
             final.reason,
             final.prompt_tokens,
             final.completion_tokens,
+            final.cached_tokens,
         )
 
 

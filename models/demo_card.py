@@ -35,7 +35,25 @@ CPU on the shapes world (`models/shapes_world.py`) and exported to the layout of
 `onnx-community/Qwen2-VL-2B-Instruct` (`onnx/vision_encoder.onnx`, `onnx/embed_tokens.onnx`,
 `onnx/decoder_model_merged.onnx`) by `models/make_demo_vlm.py`. Its tokenizer is a byte-level BPE
 trained on the training texts, with Qwen's special tokens and Qwen2-VL's chat template.
+
+Besides pictures it knows two kinds of clip (four 112x112 frames, Qwen2-VL's video path: two temporal
+patches of two frames each): a shape that crosses the frame ("Which way does the shape move?": left,
+right, up or down) and a shape that turns another colour half-way ("What color does the shape turn?":
+the last colour). It also answers in JSON when the question is followed by "Answer in JSON." on a
+new line - the hint hailo-vision adds when a client asks for structured output
+(npu_worker/structured.py) - or after a space: "What color and shape is it?" gives
+`{"color": "red", "shape": "circle"}` (one-shape pictures), "How many shapes are there?" gives
+`{"count": 2}`, and "What color is the shape?" or "What shape is this?" give `{"color": ...}` or
+`{"shape": ...}`. Below, `\\n` is that new line, and a JSON answer counts as right when it parses to
+exactly the expected object (asked without constraints: with structured output the CPU backend also
+constrains every token to the schema). Before the retrain that added clips and JSON answers (issue
+17; 5155 steps, 34 minutes of training then), the model scored colour 100.0 %, shape 98.7 % and
+count 97.3 % on the same held-out images; the table gives it after.
 """
+
+# Targets of the questions added with clips and JSON answers (issue 17): well above chance (a quarter
+# for the direction, a sixth for the colour), and a JSON answer as good as a plain one.
+NEW_TARGETS = {"motion": 80, "turn": 90, "json_both": 85, "json_count": 80}
 
 CLIP_INTRO = """## clip-demo: a tiny CLIP
 
@@ -76,7 +94,9 @@ def _vlm_section(model_dir: Path) -> list[str]:
         f"- Image pixels: {config.get('pixels', 'n/a')}",
         f"- Seeds: {train.get('seeds', 'n/a')}",
         f"- Training: {train.get('steps_done', 'n/a')} steps, {train.get('train_minutes', 'n/a')} minutes of "
-        f"training ({train.get('total_wall_minutes', 'n/a')} minutes wall in all) on 2 CPU cores",
+        f"training ({train.get('total_wall_minutes', 'n/a')} minutes wall in all) on 2 CPU cores, one torch "
+        f"thread; CPU time {train.get('train_cpu_minutes', 'n/a')} minutes of training "
+        f"({train.get('total_cpu_minutes', 'n/a')} in all)",
         f"- ONNX vs torch, largest logit difference: {train.get('onnx_vs_torch_max_logit_diff', 'n/a')}",
         f"- Versions: {train.get('versions', 'n/a')}",
         "",
@@ -92,8 +112,9 @@ def _vlm_section(model_dir: Path) -> list[str]:
             "|---|---|---|---|---|",
         ]
         targets = {"colour": "95 %", "shape": "90 %", "count": "80 %"}
+        targets |= {kind: f"{value} %" for kind, value in NEW_TARGETS.items()}
         for kind, result in results.items():
-            question = evaluation.get("questions", {}).get(kind, kind)
+            question = evaluation.get("questions", {}).get(kind, kind).replace("\n", " `\\n` ")
             lines.append(
                 f"| {question} | {_pct(result.get('accuracy'))} | {targets.get(kind, '')} | "
                 f"{result.get('mean_answer_tokens', 0):.2f} | {_pct(result.get('finished_by_eos'))} |"

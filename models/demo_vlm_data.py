@@ -1,8 +1,11 @@
 """Training and evaluation examples for the demo VLM: shapes-world scenes turned into chat turns.
 
-Every example is a user turn (one image plus a question, in Hugging Face content-part format) and the
-short assistant answer. The canonical questions and answers come from `shapes_world`, so the training
-targets agree with the evaluation script; paraphrases make other wordings work too.
+Every example is a user turn (one image or one clip plus a question, in Hugging Face content-part
+format) and the short assistant answer. The canonical questions and answers come from `shapes_world`,
+so the training targets agree with the evaluation script; paraphrases make other wordings work too.
+A question followed by JSON_SUFFIX (the hint hailo-vision adds when a client asks for JSON:
+npu_worker/structured.py) or by " Answer in JSON." is answered as a JSON object
+(`shapes_world.json_answer`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,27 @@ PARAPHRASES: dict[str, tuple[str, ...]] = {
         "How many objects are there?",
     ),
     "describe": ("Describe the image.", "What is in the image?", "Describe this picture."),
+    "motion": (
+        sw.CLIP_QUESTIONS["motion"],
+        "Which direction does the shape move?",
+        "Where does the shape go?",
+        "Which way is it moving?",
+    ),
+    "turn": (
+        sw.CLIP_QUESTIONS["turn"],
+        "What colour does the shape turn?",
+        "What color does it change to?",
+        "What color is the shape at the end?",
+    ),
+}
+JSON_SUFFIX = "\nAnswer in JSON."  # canonical: what npu_worker.structured.with_json_hint appends
+JSON_SUFFIXES = (JSON_SUFFIX, JSON_SUFFIX, " Answer in JSON.")
+# JSON questions: the question asked (canonical first) and the fields of the JSON answer.
+JSON_QUESTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "colour": ((sw.QUESTIONS["colour"], "What colour is it?"), ("color",)),
+    "shape": ((sw.QUESTIONS["shape"], "What shape is it?"), ("shape",)),
+    "count": ((sw.QUESTIONS["count"], "Count the shapes."), ("count",)),
+    "both": (("What color and shape is it?", "Which color and shape is the shape?"), ("color", "shape")),
 }
 YES_NO_TEMPLATE = "Is there a {colour} {kind}? Answer yes or no."
 TEXT_ONLY_QUESTIONS: tuple[str, ...] = (
@@ -54,27 +78,32 @@ TEXT_ONLY_ANSWER = "Please send an image of shapes."
 
 # Share of each kind in the training mix (the three evaluated kinds dominate; shape is the hardest).
 KIND_WEIGHTS: dict[str, float] = {
-    "colour": 0.2,
-    "shape": 0.3,
-    "count": 0.25,
-    "yesno": 0.1,
-    "describe": 0.1,
-    "text": 0.05,
+    "colour": 0.13,
+    "shape": 0.2,
+    "count": 0.2,
+    "yesno": 0.05,
+    "describe": 0.05,
+    "text": 0.02,
+    "json": 0.14,
+    "motion": 0.12,
+    "turn": 0.09,
 }
+CLIP_KINDS = ("motion", "turn")
 # The easy curriculum start teaches only the three evaluated kinds, mostly shape: it breaks the
 # symmetry between the three shapes, which the full distribution alone hardly does.
 EASY_KIND_WEIGHTS: dict[str, float] = {"colour": 0.15, "shape": 0.6, "count": 0.25}
-ONE_SHAPE_KINDS = ("colour", "shape")
+ONE_SHAPE_KINDS = ("colour", "shape", "both")
 
 
 @dataclass(frozen=True)
 class Example:
-    """One chat turn to learn: the user's message, its images, and the assistant's answer."""
+    """One chat turn to learn: the user's message, its images or clip, and the assistant's answer."""
 
     messages: list[dict[str, Any]]
     images: list[Image.Image]
     answer: str
     kind: str
+    videos: tuple[list[Image.Image], ...] = ()
 
 
 def describe(scene: sw.Scene) -> str:
@@ -108,9 +137,9 @@ def draw_scene(rng: np.random.Generator, kind: str, easy: bool) -> sw.Scene:
     return sw.random_scene(rng, n_shapes=n_shapes, size=(side, side), min_fraction=0.35)
 
 
-def user_message(question: str, n_images: int, text_first: bool) -> dict[str, Any]:
-    """A user turn in content-part format."""
-    parts: list[dict[str, Any]] = [{"type": "image"} for _ in range(n_images)]
+def user_message(question: str, n_images: int, text_first: bool, media: str = "image") -> dict[str, Any]:
+    """A user turn in content-part format (`media` "video": the parts are clips)."""
+    parts: list[dict[str, Any]] = [{"type": media} for _ in range(n_images)]
     text = [{"type": "text", "text": question}]
     return {"role": "user", "content": text + parts if text_first else parts + text}
 
@@ -132,8 +161,33 @@ def compression_roundtrip(image: Image.Image, rng: np.random.Generator) -> Image
     return Image.open(io.BytesIO(sw.encode(image, "JPEG", quality))).convert("RGB")
 
 
+def clip_example(rng: np.random.Generator, kind: str, question: str | None = None) -> Example:
+    """A clip question (kind in CLIP_KINDS); `question` None: a paraphrase at random."""
+    scenes, answer = sw.random_clip(rng, kind)
+    frames = [compression_roundtrip(sw.render(scene), rng) for scene in scenes]
+    text = question or str(rng.choice(PARAPHRASES[kind]))
+    message = user_message(text, 1, bool(rng.random() < 0.15), media="video")
+    return Example([message], [], answer, kind, (frames,))
+
+
+def json_example(rng: np.random.Generator, easy: bool, canonical: str | None = None) -> Example:
+    """A question answered as JSON; `canonical` names a JSON_QUESTIONS kind asked canonically."""
+    base = canonical or str(rng.choice(list(JSON_QUESTIONS)))
+    questions, fields = JSON_QUESTIONS[base]
+    scene = draw_scene(rng, base, easy)
+    image = compression_roundtrip(sw.render(scene), rng)
+    suffix = JSON_SUFFIX if canonical else str(rng.choice(JSON_SUFFIXES))
+    question = (questions[0] if canonical else str(rng.choice(questions))) + suffix
+    text_first = bool(canonical is None and rng.random() < 0.15)
+    return Example([user_message(question, 1, text_first)], [image], sw.json_answer(scene, fields), "json")
+
+
 def make_example(rng: np.random.Generator, kind: str, easy: bool = False) -> Example:
     """One training or evaluation example of a question kind."""
+    if kind in CLIP_KINDS:
+        return clip_example(rng, kind)
+    if kind == "json":
+        return json_example(rng, easy)
     if kind == "text":
         question = str(rng.choice(TEXT_ONLY_QUESTIONS))
         return Example([user_message(question, 0, True)], [], TEXT_ONLY_ANSWER, kind)
@@ -145,7 +199,12 @@ def make_example(rng: np.random.Generator, kind: str, easy: bool = False) -> Exa
 
 
 def canonical_example(rng: np.random.Generator, kind: str) -> Example:
-    """An evaluation example with the canonical question wording (what the evaluation script asks)."""
+    """An evaluation example with the canonical question wording (what the evaluation script asks):
+    kind is one of shapes_world.QUESTIONS or CLIP_QUESTIONS, or "json_<JSON_QUESTIONS kind>"."""
+    if kind in CLIP_KINDS:
+        return clip_example(rng, kind, sw.CLIP_QUESTIONS[kind])
+    if kind.startswith("json_"):
+        return json_example(rng, False, kind.removeprefix("json_"))
     scene = draw_scene(rng, kind, easy=False)
     image = compression_roundtrip(sw.render(scene), rng)
     question = sw.QUESTIONS[kind]
@@ -164,5 +223,10 @@ def tokenizer_corpus() -> list[str]:
     texts += ["system\nYou are a helpful assistant.", "user\n", "assistant\n", "Picture 1: ", "Video 1: "]
     texts += [f"a {c} {k}" for c in sw.COLOUR_NAMES for k in sw.SHAPES]
     texts += [YES_NO_TEMPLATE.format(colour=c, kind=k) for c in sw.COLOUR_NAMES for k in sw.SHAPES]
-    texts += [*sw.COUNT_WORDS.values(), "yes", "no", "1", "2", "3", " and ", ", "]
+    texts += [*sw.COUNT_WORDS.values(), "yes", "no", "1", "2", "3", " and ", ", ", *sw.DIRECTIONS]
+    texts += [
+        q + suffix for qs, _ in JSON_QUESTIONS.values() for q in qs for suffix in dict.fromkeys(JSON_SUFFIXES)
+    ]
+    texts += [f'{{"color": "{c}", "shape": "{k}"}}' for c in sw.COLOUR_NAMES for k in sw.SHAPES]
+    texts += [f'{{"count": {n}}}' for n in sw.COUNT_WORDS]
     return texts * 4

@@ -1,8 +1,8 @@
 """Check the exported ONNX files against the torch model before anything is written to the repo.
 
-A minimal ONNX Runtime greedy loop (vision encoder -> embeddings with image features scattered in ->
-decoder with a KV cache that starts empty) must reproduce the torch first-step logits and the greedy
-tokens of `model.generate`, for square, non-square and multi-image prompts.
+A minimal ONNX Runtime greedy loop (vision encoder -> embeddings with image and clip features scattered
+in -> decoder with a KV cache that starts empty) must reproduce the torch first-step logits and the
+greedy tokens of `model.generate`, for square, non-square, multi-image and clip prompts.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 from demo_vlm_export import DECODER_FILE, EMBED_FILE, VISION_FILE, past_names
-from demo_vlm_inputs import Encoded, InputBuilder, batch_tensors
+from demo_vlm_inputs import Encoded, InputBuilder
 from transformers import Qwen2VLForConditionalGeneration
 
 LOGIT_TOLERANCE = 1e-3
@@ -24,13 +24,13 @@ def torch_reference(
     model: Qwen2VLForConditionalGeneration, builder: InputBuilder, enc: Encoded, max_new_tokens: int
 ) -> dict[str, np.ndarray]:
     """First-step logits, 3D positions, rope deltas and greedy tokens from transformers."""
-    inputs = batch_tensors([enc], builder.pad_id, builder.image_pad_id)
-    grid = inputs.get("image_grid_thw")
+    inputs = builder.tensors([enc])
     with torch.no_grad():
         positions, deltas = model.model.get_rope_index(
             inputs["input_ids"],
             inputs["mm_token_type_ids"],
-            image_grid_thw=grid,
+            image_grid_thw=inputs.get("image_grid_thw"),
+            video_grid_thw=inputs.get("video_grid_thw"),
             attention_mask=inputs["attention_mask"],
         )
         logits = model(**inputs).logits[0, -1].float().numpy()
@@ -59,12 +59,21 @@ class OnnxGreedy:
         return self.vision.run(None, {"pixel_values": pixel_values, "grid_thw": grid})[0]
 
     def generate(
-        self, enc: Encoded, positions: np.ndarray, delta: int, image_pad_id: int, eos: set[int], max_new: int
+        self,
+        enc: Encoded,
+        positions: np.ndarray,
+        delta: int,
+        pads: tuple[int, int],
+        eos: set[int],
+        max_new: int,
     ) -> tuple[np.ndarray, list[int]]:
+        """Greedy tokens; `pads` are the image and video pad ids, where the vision features go."""
         ids = np.array([enc.input_ids], dtype=np.int64)
         embeds = self.embed.run(None, {"input_ids": ids})[0]
         if enc.pixel_values is not None and enc.image_grid_thw is not None:
-            embeds[ids == image_pad_id] = self.image_features(enc.pixel_values, enc.image_grid_thw)
+            embeds[ids == pads[0]] = self.image_features(enc.pixel_values, enc.image_grid_thw)
+        if enc.pixel_values_videos is not None and enc.video_grid_thw is not None:
+            embeds[ids == pads[1]] = self.image_features(enc.pixel_values_videos, enc.video_grid_thw)
         past = {name: self.empty_past for name in self.past_names}
         length, tokens, first_logits = ids.shape[1], [], None
         for _ in range(max_new):
@@ -106,18 +115,23 @@ def verify_export(
     eos = set(model.generation_config.eos_token_id)
     worst = 0.0
     for enc in cases:
-        if enc.pixel_values is not None and enc.image_grid_thw is not None:
+        for values, grid in (
+            (enc.pixel_values, enc.image_grid_thw),
+            (enc.pixel_values_videos, enc.video_grid_thw),
+        ):
+            if values is None or grid is None:
+                continue
             with torch.no_grad():
                 ref = model.model.get_image_features(
-                    torch.from_numpy(enc.pixel_values), torch.from_numpy(enc.image_grid_thw)
+                    torch.from_numpy(values), torch.from_numpy(grid)
                 ).pooler_output
-            got = runner.image_features(enc.pixel_values, enc.image_grid_thw)
-            diff = float(np.abs(torch.cat(ref).numpy() - got).max())
+            diff = float(np.abs(torch.cat(ref).numpy() - runner.image_features(values, grid)).max())
             if diff > LOGIT_TOLERANCE:
                 raise AssertionError(f"vision features differ by {diff}")
         ref = torch_reference(model, builder, enc, max_new)
+        pads = (builder.image_pad_id, builder.video_pad_id)
         logits, tokens = runner.generate(
-            enc, ref["position_ids"], int(ref["rope_deltas"][0, 0]), builder.image_pad_id, eos, max_new
+            enc, ref["position_ids"], int(ref["rope_deltas"][0, 0]), pads, eos, max_new
         )
         diff = float(np.abs(logits - ref["last_logits"]).max())
         worst = max(worst, diff)
@@ -125,6 +139,6 @@ def verify_export(
             raise AssertionError(
                 f"ONNX mismatch: logit diff {diff}, tokens {tokens} vs {ref['generated_ids'].tolist()}"
             )
-        grids = None if enc.image_grid_thw is None else enc.image_grid_thw.tolist()
+        grids = [g.tolist() for g in (enc.image_grid_thw, enc.video_grid_thw) if g is not None]
         print(f"verify: grids {grids} ok, logit diff {diff:.2e}, tokens {tokens}", file=sys.stderr)
     return worst

@@ -1,14 +1,16 @@
 """The *shapes world*: the synthetic images the demo models are trained, evaluated and tested on.
 
-One to three shapes (circle, square, triangle) in six colours on a light plain background. It needs
-only numpy and Pillow, so the training script (torch), the evaluation script and the test suite (no
-torch) all draw from the same world and agree on the right answers.
+One to three shapes (circle, square, triangle) in six colours on a light plain background, and short
+clips of one shape that moves across the frame or turns another colour. It needs only numpy and
+Pillow, so the training script (torch), the evaluation script and the test suite (no torch) all draw
+from the same world and agree on the right answers.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -154,3 +156,66 @@ def is_correct(reply: str, expected: str) -> bool:
         digit = str(next(k for k, v in COUNT_WORDS.items() if v == expected))
         return expected in words or digit in words
     return expected in words
+
+
+def json_answer(scene: Scene, fields: tuple[str, ...]) -> str:
+    """The answer as a JSON object, e.g. {"color": "red", "shape": "circle"} or {"count": 2}."""
+    values: dict[str, str | int] = {}
+    for field in fields:
+        if field == "count":
+            values["count"] = len(scene.shapes)
+        else:
+            values[field] = answer(scene, "colour" if field == "color" else field)
+    return json.dumps(values)
+
+
+def json_correct(reply: str, expected: str) -> bool:
+    """Whether a reply is a JSON object with exactly the expected fields and values."""
+    try:
+        return bool(json.loads(reply) == json.loads(expected))
+    except ValueError:
+        return False
+
+
+# --- clips ----------------------------------------------------------------------------------------
+
+CLIP_FRAMES = 4
+CLIP_SIDE = 112  # the demo VLM sees 112x112 frames as they are (8x8 patches, no resizing)
+DIRECTIONS: tuple[str, ...] = ("left", "right", "up", "down")
+# The clip question kinds of the demo VLM, with the canonical wording the evaluation uses.
+CLIP_QUESTIONS: dict[str, str] = {
+    "motion": "Which way does the shape move?",
+    "turn": "What color does the shape turn?",
+}
+
+
+def random_clip(
+    rng: np.random.Generator, kind: str, frames: int = CLIP_FRAMES, side: int = CLIP_SIDE
+) -> tuple[list[Scene], str]:
+    """A clip of one shape and the right answer to its question kind.
+
+    motion: the shape crosses the frame in one of DIRECTIONS (answer: the direction); turn: the shape
+    stays and has one colour for the first half of the frames and another for the rest (answer: the
+    last colour).
+    """
+    first = random_scene(rng, n_shapes=1, size=(side, side), min_fraction=0.3, max_fraction=0.4)
+    shape = first.shapes[0]
+    if kind == "turn":
+        other = str(rng.choice([c for c in COLOUR_NAMES if c != shape.colour]))
+        later = replace(first, shapes=(replace(shape, colour=other),))
+        return [first if i < frames // 2 else later for i in range(frames)], other
+    if kind != "motion":
+        raise ValueError(f"unknown clip kind {kind!r}")
+    direction = str(rng.choice(DIRECTIONS))
+    size = shape.box[2] - shape.box[0]
+    travel = np.linspace(0, side - size, frames).round().astype(int)
+    if direction in ("left", "up"):
+        travel = travel[::-1]
+    scenes = []
+    for offset in travel:
+        x0, y0 = (
+            (int(offset), shape.box[1]) if direction in ("left", "right") else (shape.box[0], int(offset))
+        )
+        moved = replace(shape, box=(x0, y0, x0 + size, y0 + size))
+        scenes.append(replace(first, shapes=(moved,)))
+    return scenes, direction

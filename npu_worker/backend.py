@@ -48,9 +48,19 @@ class ImagePart:
 
 
 @dataclass(frozen=True)
+class VideoPart:
+    """A clip: its frames in order, each an RGB uint8 array (height, width, 3), already sampled."""
+
+    frames: tuple[np.ndarray, ...]
+
+
+Part = TextPart | ImagePart | VideoPart
+
+
+@dataclass(frozen=True)
 class Message:
     role: Role
-    parts: tuple[TextPart | ImagePart, ...]
+    parts: tuple[Part, ...]
 
     @classmethod
     def text(cls, role: Role, text: str) -> Message:
@@ -59,6 +69,10 @@ class Message:
     @property
     def images(self) -> list[np.ndarray]:
         return [p.pixels for p in self.parts if isinstance(p, ImagePart)]
+
+    @property
+    def videos(self) -> list[tuple[np.ndarray, ...]]:
+        return [p.frames for p in self.parts if isinstance(p, VideoPart)]
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,7 @@ class Finish:
     reason: FinishReason
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens taken from the kept context of the conversation, not prefilled
 
 
 GenerationEvent = Token | Finish
@@ -197,7 +212,8 @@ class Backend(Protocol):
         naming a bad file."""
 
     def release(self, scope: ReleaseScope) -> None:
-        """Give back what `scope` says; what prepare() loaded stays, and load() may follow."""
+        """Give back what `scope` says, and drop any context kept for a follow-up turn; what prepare()
+        loaded stays, and load() may follow."""
 
     def unload(self) -> None:
         """Release everything (the process stops)."""
@@ -221,7 +237,9 @@ class Backend(Protocol):
         """Stream `Token`s, then exactly one `Finish`.
 
         Validation (unknown model, context overflow) happens before the first event is yielded.
-        Closing the iterator between two tokens cancels the generation.
+        Closing the iterator between two tokens cancels the generation. A request that continues the
+        last conversations exactly (same messages and media, plus new turns) may reuse their context
+        and prefill only the new part (`Finish.cached_tokens`); any other starts clean.
         """
 
     def count_tokens(self, model: str, messages: Sequence[Message]) -> int:

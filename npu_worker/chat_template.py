@@ -17,7 +17,7 @@ import jinja2
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from npu_worker.backend import ImagePart, InvalidRequestError, Message, ModelLoadError, TextPart
+from npu_worker.backend import ImagePart, InvalidRequestError, Message, ModelLoadError, TextPart, VideoPart
 from npu_worker.cpu.model_files import read_json
 
 ROLES = ("system", "user", "assistant")
@@ -77,6 +77,8 @@ def template_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
                 content.append({"type": "text", "text": part.text})
             elif isinstance(part, ImagePart):
                 content.append({"type": "image"})
+            elif isinstance(part, VideoPart):
+                content.append({"type": "video"})
             else:
                 raise InvalidRequestError(f"unsupported message part {type(part).__name__}", "messages")
         converted.append({"role": message.role, "content": content})

@@ -136,6 +136,9 @@ class InferenceConfig:
     temperature: float = setting(0.7, ge=0, le=2)
     top_p: float = setting(0.95, gt=0, le=1)
     timeout_s: float = setting(120.0, gt=0)
+    # conversations whose context is kept for a follow-up turn (0 = off), and the memory they may hold
+    context_reuse_entries: int = setting(2, ge=0)
+    context_reuse_mb: float = setting(256.0, ge=0)
     structured_output_attempts: int = setting(3, gt=0)  # Hailo: answers tried against a JSON Schema
 
 
@@ -175,6 +178,19 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class VideoConfig:
+    """Clips: frame lists and video files in chat requests."""
+
+    max_frames: int = setting(8, ge=2)  # a clip is sampled down to this many frames, evenly spaced
+    fps: float = setting(2.0, gt=0)  # video files: frames taken per second of video (then max_frames)
+    max_input_frames: int = setting(64, gt=0)  # a frame list longer than this is refused (400)
+    max_clips_per_request: int = setting(2, gt=0)
+    max_frame_pixels: int = setting(200_704, gt=0)  # frames are decoded to about this many pixels
+    max_bytes: int = setting(64 * 1024 * 1024, gt=0)  # a video file larger than this is refused (413)
+    max_duration_s: float = setting(600.0, gt=0)  # a longer video file is refused (400)
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     heartbeat_interval_s: float = setting(0.5, gt=0)
     heartbeat_timeout_s: float = setting(3.0, gt=0)
@@ -210,6 +226,10 @@ class HailoConfig:
     default_top_k: int = setting(1000, gt=0)  # sent when a request sets no top-k (the device requires one)
     image_tokens_per_frame: int = setting(0, ge=0)  # 0 = Qwen2-VL's (frame h / 28) * (frame w / 28)
     read_timeout_s: float = setting(30.0, gt=0)  # longest wait for one token (or CLIP batch) from the device
+    clips_as_frames: bool = False  # clips as separate frames (any release, any HEF) instead of `videos`
+    # a conversation's device context holding at least this many tokens is saved (save_context) before an
+    # unrelated request clears it, and loaded back when the conversation continues; 0 = never
+    context_save_min_tokens: int = setting(512, ge=0)
 
 
 @dataclass(frozen=True)
@@ -261,6 +281,7 @@ class Config:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

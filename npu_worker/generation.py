@@ -114,6 +114,7 @@ class Generation:
             queue_wait_s=self.started - self.job.received,
             ttft_s=(self.first_token_at or now) - self.started,
             compute_s=now - self.started,
+            cached_tokens=event.cached_tokens,
         )
 
     def close(self) -> bool:

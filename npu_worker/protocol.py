@@ -41,9 +41,10 @@ from npu_worker.backend import (
     ReleaseScope,
     SamplingParams,
     TextPart,
+    VideoPart,
 )
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 class Kind(StrEnum):
@@ -207,6 +208,9 @@ class Generate(Wire):
                 if isinstance(part, ImagePart):
                     parts.append(["image", len(arrays)])
                     arrays.append(part.pixels)
+                elif isinstance(part, VideoPart):
+                    parts.append(["video", len(arrays), len(part.frames)])
+                    arrays.extend(part.frames)
                 else:
                     parts.append(["text", part.text])
             turns.append({"role": message.role, "parts": parts})
@@ -216,13 +220,16 @@ class Generate(Wire):
 
     @classmethod
     def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Generate:
-        messages = tuple(
-            Message(
-                m["role"],
-                tuple(TextPart(p[1]) if p[0] == "text" else ImagePart(arrays[p[1]]) for p in m["parts"]),
-            )
-            for m in fields["messages"]
-        )
+        def part(wire: list[Any]) -> TextPart | ImagePart | VideoPart:
+            if wire[0] == "text":
+                return TextPart(wire[1])
+            if wire[0] == "image":
+                return ImagePart(arrays[wire[1]])
+            if wire[0] == "video":
+                return VideoPart(tuple(arrays[wire[1] : wire[1] + wire[2]]))
+            raise ProtocolError(f"unknown message part {wire[0]!r}")
+
+        messages = tuple(Message(m["role"], tuple(part(p) for p in m["parts"])) for m in fields["messages"])
         params = fields["params"]
         return cls(
             rid=fields["rid"],
@@ -353,6 +360,7 @@ class Final(Wire):
     queue_wait_s: float
     ttft_s: float
     compute_s: float
+    cached_tokens: int = 0  # prompt tokens the conversation's kept context held (not prefilled)
 
 
 @dataclass(frozen=True)

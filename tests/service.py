@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 import signal
 import socket
@@ -10,14 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import numpy as np
 import psutil
 import shapes_world
 import yaml
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 HAILO_VISION = Path(sys.executable).parent / "hailo-vision"
@@ -45,6 +49,35 @@ def image_data_url(seed: int = 0, n_shapes: int = 1, fmt: str = "PNG", **scene: 
     data = shapes_world.encode(shapes_world.render(world), fmt)
     mime = "image/png" if fmt == "PNG" else "image/jpeg"
     return f"data:{mime};base64,{base64.b64encode(data).decode()}", world
+
+
+def clip_frames(seed: int, kind: str) -> tuple[list[np.ndarray], str]:
+    """A fresh shapes-world clip (RGB frames) of a kind in shapes_world.CLIP_QUESTIONS, and its answer."""
+    scenes, answer = shapes_world.random_clip(np.random.default_rng(seed), kind)
+    return [np.asarray(shapes_world.render(scene)) for scene in scenes], answer
+
+
+def clip_data_urls(seed: int, kind: str) -> tuple[list[str], str]:
+    """The clip's frames as PNG data URLs, and its answer."""
+    frames, answer = clip_frames(seed, kind)
+    urls = [
+        "data:image/png;base64," + base64.b64encode(shapes_world.encode(Image.fromarray(f), "PNG")).decode()
+        for f in frames
+    ]
+    return urls, answer
+
+
+def video_file(frames: list[np.ndarray], fps: float = 2.0, container: str = "mp4") -> bytes:
+    """The frames as a video file (MPEG-4 part 2 in MP4 by default), encoded with PyAV."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt, stream.bit_rate = "yuv420p", 4_000_000
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return buffer.getvalue()
 
 
 class Service:

@@ -219,12 +219,6 @@ def test_a_device_that_stops_answering_is_a_device_failure(
         backend.unload()
 
 
-@pytest.fixture
-def version_restored() -> Iterator[None]:
-    yield
-    import_version("5.2.0")
-
-
 CONTEXT_API = ["max_context_capacity", "get_context_usage_size", "save_context"]
 
 

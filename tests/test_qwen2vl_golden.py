@@ -1,4 +1,5 @@
-"""The ONNX Runtime Qwen2-VL runner reproduces transformers on the committed demo model.
+"""The ONNX Runtime Qwen2-VL runner reproduces transformers on the committed demo model, pictures and
+clips (temporal patches, video grids, M-RoPE positions and video pads) alike.
 
 Every expected value comes from tests/golden/qwen2vl (computed with transformers by
 models/make_demo_vlm.py), so the tests hold for whichever export is committed.
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from npu_worker.backend import Finish, ImagePart, Message, SamplingParams, TextPart, Token
+from npu_worker.backend import Finish, ImagePart, Message, SamplingParams, TextPart, Token, VideoPart
 from npu_worker.cpu.mrope import rope_index
-from npu_worker.cpu.qwen2vl_image import preprocess_images
+from npu_worker.cpu.qwen2vl_image import preprocess_clips, preprocess_images
 from npu_worker.cpu.qwen2vl_runner import Qwen2VLRunner
 from npu_worker.images import as_rgb_array
 
@@ -34,18 +35,34 @@ def arrays() -> dict[str, np.ndarray]:
         return dict(data)
 
 
+def _pixels(name: str) -> np.ndarray:
+    return as_rgb_array(Image.open(GOLDEN_DIR / name))
+
+
+def _part(part: dict) -> ImagePart | VideoPart | TextPart:
+    if part["type"] == "image":
+        return ImagePart(_pixels(part["image"]))
+    if part["type"] == "video":
+        return VideoPart(tuple(_pixels(frame) for frame in part["video"]))
+    return TextPart(part["text"])
+
+
 def golden_messages(case: dict) -> list[Message]:
-    """The case's HF-style messages as backend Messages, images loaded from the fixture PNGs."""
-    messages = []
-    for message in case["messages"]:
-        parts = tuple(
-            ImagePart(as_rgb_array(Image.open(GOLDEN_DIR / part["image"])))
-            if part["type"] == "image"
-            else TextPart(part["text"])
-            for part in message["content"]
-        )
-        messages.append(Message(message["role"], parts))
-    return messages
+    """The case's HF-style messages as backend Messages, images and clip frames from the fixture PNGs."""
+    return [Message(m["role"], tuple(_part(p) for p in m["content"])) for m in case["messages"]]
+
+
+def positions(runner: Qwen2VLRunner, case: dict) -> tuple[np.ndarray, int]:
+    prompt = runner.prompts.build(golden_messages(case))
+    config = runner.config
+    return rope_index(
+        prompt.input_ids,
+        prompt.image_grids,
+        config.image_token_id,
+        config.merge_size,
+        prompt.video_grids,
+        config.video_token_id,
+    )
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -73,21 +90,26 @@ def test_pixel_values_and_grids_equal_the_hf_image_processor(runner, case, array
     np.testing.assert_allclose(pixel_values, arrays[f"{case['name']}/pixel_values"], rtol=0, atol=1e-5)
 
 
+def test_clip_pixel_values_and_grids_equal_the_fixtures(runner, case, arrays):
+    clips = [clip for message in golden_messages(case) for clip in message.videos]
+    if not clips:
+        assert f"{case['name']}/pixel_values_videos" not in arrays
+        return
+    pixel_values, grids = preprocess_clips(clips, runner.image_config)
+    np.testing.assert_array_equal(grids, arrays[f"{case['name']}/video_grid_thw"])
+    np.testing.assert_allclose(pixel_values, arrays[f"{case['name']}/pixel_values_videos"], rtol=0, atol=1e-5)
+
+
 def test_rope_positions_and_delta_equal_get_rope_index(runner, case, arrays):
-    prompt = runner.prompts.build(golden_messages(case))
-    positions, delta = rope_index(
-        prompt.input_ids, prompt.image_grids, runner.config.image_token_id, runner.config.merge_size
-    )
-    np.testing.assert_array_equal(positions, arrays[f"{case['name']}/position_ids"][:, 0, :])
+    found, delta = positions(runner, case)
+    np.testing.assert_array_equal(found, arrays[f"{case['name']}/position_ids"][:, 0, :])
     assert delta == int(arrays[f"{case['name']}/rope_deltas"].item())
 
 
 def test_first_step_logits_equal_transformers(runner, case, arrays):
     prompt = runner.prompts.build(golden_messages(case))
-    positions, _ = rope_index(
-        prompt.input_ids, prompt.image_grids, runner.config.image_token_id, runner.config.merge_size
-    )
-    _, logits = runner.decoder.start(runner.prompt_embeddings(prompt), positions[:, None, :])
+    found, _ = positions(runner, case)
+    _, logits = runner.decoder.start(runner.prompt_embeddings(prompt), found[:, None, :])
     np.testing.assert_allclose(logits, arrays[f"{case['name']}/last_logits"], rtol=0, atol=1e-4)
 
 

@@ -27,7 +27,8 @@ from npu_worker.sampling import TokenSampler
 from npu_worker.structured import JSON_HINT, StructuredOutputError, validated, with_json_hint
 
 DEMO_TOKENIZER = ROOT / "models/demo/qwen2-vl-demo/tokenizer.json"
-END_ID, VOCAB = 430, 436  # the demo VLM's <|im_end|> and its logits' width
+_TEXT = json.loads((ROOT / "models/demo/qwen2-vl-demo/config.json").read_text())["text_config"]
+END_ID, VOCAB = _TEXT["eos_token_id"], _TEXT["vocab_size"]  # the demo VLM's <|im_end|>, its logits' width
 SHAPE_SCHEMA = {
     "type": "object",
     "properties": {

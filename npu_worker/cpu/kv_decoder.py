@@ -55,9 +55,12 @@ class KVDecoder:
         self.empty_past = np.zeros((1, num_kv_heads, 0, head_dim), dtype=self.kv_dtype)
         self.mask = np.ones((1, 0), dtype=np.int64)
 
-    def start(self, inputs_embeds: np.ndarray, position_ids: np.ndarray) -> tuple[DecodeRun, np.ndarray]:
-        """Prefill the prompt (embeds [1, S, H], positions [3, 1, S]): a run and the last logits row."""
-        run = DecodeRun(self)
+    def start(
+        self, inputs_embeds: np.ndarray, position_ids: np.ndarray, kept: list[np.ndarray] | None = None
+    ) -> tuple[DecodeRun, np.ndarray]:
+        """Prefill the prompt (embeds [1, S, H], positions [3, 1, S]) after `kept` (a cache of earlier
+        tokens, or none): a run and the last logits row."""
+        run = DecodeRun(self, kept)
         return run, run.forward(inputs_embeds, position_ids)
 
     def attention_mask(self, length: int) -> np.ndarray:
@@ -70,10 +73,10 @@ class KVDecoder:
 class DecodeRun:
     """One generation's KV cache; feed one embedding per step, read back the next logits row."""
 
-    def __init__(self, decoder: KVDecoder) -> None:
+    def __init__(self, decoder: KVDecoder, kept: list[np.ndarray] | None = None) -> None:
         self.decoder = decoder
-        self.past_len = 0
-        self.cache: list[np.ndarray] = [decoder.empty_past] * len(decoder.past_names)
+        self.cache: list[np.ndarray] = kept or [decoder.empty_past] * len(decoder.past_names)
+        self.past_len = int(self.cache[0].shape[2])
 
     def forward(self, inputs_embeds: np.ndarray, position_ids: np.ndarray) -> np.ndarray:
         """Append inputs_embeds [1, S, H] at position_ids [3, 1, S]; the logits row of the last one."""

@@ -59,12 +59,16 @@ class OnnxBackend:
             decoder_variant=model.decoder_variant or None,
             threads=self.threads,
             context_length=model.context_length or None,
+            kept_contexts=self.config.inference.context_reuse_entries,
+            kept_context_bytes=int(self.config.inference.context_reuse_mb * 2**20),
         )
         self.vlm_info = self.vlm.info
         if model.warmup:
             warm_up(self.vlm.generate)
 
     def release(self, scope: ReleaseScope) -> None:
+        if self.vlm is not None:
+            self.vlm.contexts.clear()  # nothing kept survives a release, even if the runner lived on
         self.vlm = None
 
     def unload(self) -> None:

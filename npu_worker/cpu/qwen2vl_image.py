@@ -3,7 +3,9 @@
 Each image is resized (bicubic, with PIL) to sides that are multiples of patch_size * merge_size with a
 pixel count inside [min_pixels, max_pixels] (HF's smart_resize), rescaled, normalised, and cut into
 patches of temporal_patch_size copies of the one frame, ordered merge block by merge block as the
-vision encoder expects.
+vision encoder expects. A clip is cut the same way with temporal_patch_size consecutive frames per
+patch (an odd count repeats its last frame), every frame at its first frame's size, as transformers'
+Qwen2-VL video processor does (it resizes each frame by the same rule).
 
 Odd sizes never fail. transformers refuses aspect ratios above 200 and, for very thin images, can
 return more than max_pixels. Here, an image whose long/short side ratio exceeds
@@ -127,23 +129,50 @@ def _pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return canvas
 
 
-def image_patches(image: Image.Image | np.ndarray, config: ImageProcessorConfig) -> tuple[np.ndarray, tuple]:
-    """One image as flat patches float32[h*w, 3*t*p*p] and its grid (t, h, w)."""
-    rgb = as_rgb_array(image)
+def video_grid_thw(
+    frames: int, height: int, width: int, config: ImageProcessorConfig
+) -> tuple[int, int, int]:
+    """The patch grid (t, h, w) a clip of `frames` frames of its first frame's size becomes."""
+    _, grid_h, grid_w = grid_thw(height, width, config)
+    return -(-frames // config.temporal_patch_size), grid_h, grid_w
+
+
+def _normalised(rgb: np.ndarray, size: tuple[int, int], config: ImageProcessorConfig) -> np.ndarray:
+    """One frame padded to its aspect limit, resized to `size` (height, width), rescaled, normalised."""
     rgb = _pad_to(rgb, *padded_size(rgb.shape[0], rgb.shape[1], config))
-    resized_h, resized_w = smart_resize(rgb.shape[0], rgb.shape[1], config)
-    resized = Image.fromarray(rgb).resize((resized_w, resized_h), resample=config.resample)
-    scaled = (np.asarray(resized, dtype=np.uint8).astype(np.float64) * config.rescale_factor).astype(
-        np.float32
-    )
+    if rgb.shape[:2] != size:
+        rgb = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), resample=config.resample))
+    scaled = (rgb.astype(np.float64) * config.rescale_factor).astype(np.float32)
     mean = np.asarray(config.image_mean, dtype=np.float32)
     std = np.asarray(config.image_std, dtype=np.float32)
-    normalised = ((scaled - mean) / std).transpose(2, 0, 1)  # (C, H, W)
-    p, m, t = config.patch_size, config.merge_size, config.temporal_patch_size
-    grid_h, grid_w = resized_h // p, resized_w // p
-    patches = normalised.reshape(3, grid_h // m, m, p, grid_w // m, m, p).transpose(1, 4, 2, 5, 0, 3, 6)
-    frames = np.broadcast_to(patches[:, :, :, :, :, None], (*patches.shape[:5], t, p, p))
-    return np.ascontiguousarray(frames).reshape(grid_h * grid_w, 3 * t * p * p), (1, grid_h, grid_w)
+    return ((scaled - mean) / std).transpose(2, 0, 1)  # (C, H, W)
+
+
+def _patches(
+    frames: Sequence[Image.Image | np.ndarray], config: ImageProcessorConfig
+) -> tuple[np.ndarray, tuple]:
+    """Frames (at least one) as flat patches float32[t*h*w, 3*tp*p*p] and the grid (t, h, w), every
+    frame at the first one's size; the last frame is repeated to fill the last temporal patch (so one
+    frame, an image, becomes temporal_patch_size copies of itself)."""
+    rgbs = [as_rgb_array(frame) for frame in frames]
+    size = smart_resize(*padded_size(rgbs[0].shape[0], rgbs[0].shape[1], config), config)
+    tp, p, m = config.temporal_patch_size, config.patch_size, config.merge_size
+    rgbs += rgbs[-1:] * (-len(rgbs) % tp)
+    video = np.stack([_normalised(rgb, size, config) for rgb in rgbs])
+    t, grid_h, grid_w = len(video) // tp, size[0] // p, size[1] // p
+    view = video.reshape(t, tp, 3, grid_h // m, m, p, grid_w // m, m, p)
+    patches = view.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(t * grid_h * grid_w, 3 * tp * p * p)
+    return np.ascontiguousarray(patches), (t, grid_h, grid_w)
+
+
+def image_patches(image: Image.Image | np.ndarray, config: ImageProcessorConfig) -> tuple[np.ndarray, tuple]:
+    """One image as flat patches float32[h*w, 3*t*p*p] and its grid (1, h, w)."""
+    return _patches([image], config)
+
+
+def clip_patches(frames: Sequence[np.ndarray], config: ImageProcessorConfig) -> tuple[np.ndarray, tuple]:
+    """One clip as flat patches float32[t*h*w, 3*tp*p*p] and its grid (t, h, w)."""
+    return _patches(frames, config)
 
 
 def preprocess_images(
@@ -151,4 +180,12 @@ def preprocess_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """pixel_values float32[sum of h*w, 3*t*p*p] and grid_thw int64[len(images), 3], in order."""
     patches, grids = zip(*(image_patches(image, config) for image in images), strict=True)
+    return np.concatenate(patches, axis=0), np.asarray(grids, dtype=np.int64)
+
+
+def preprocess_clips(
+    clips: Sequence[Sequence[np.ndarray]], config: ImageProcessorConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """pixel_values_videos float32[sum of t*h*w, 3*tp*p*p] and video_grid_thw int64[len(clips), 3]."""
+    patches, grids = zip(*(clip_patches(clip, config) for clip in clips), strict=True)
     return np.concatenate(patches, axis=0), np.asarray(grids, dtype=np.int64)

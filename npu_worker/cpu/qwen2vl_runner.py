@@ -4,15 +4,17 @@ model_dir holds config.json, generation_config.json, preprocessor_config.json, t
 tokenizer_config.json and onnx/{vision_encoder, embed_tokens, decoder_model_merged[_<variant>]}.onnx.
 Everything is loaded and checked at construction (ModelLoadError naming the file); a request is
 validated when generate() is called, before any event, and the work happens while it is iterated:
-the vision encoder once for all images, the prompt embeddings with image features in the
-<|image_pad|> slots, one prefill, then one decoder run per token on the cached keys and values.
+the vision encoder once for all images and once for all clips, the prompt embeddings with their
+features in the <|image_pad|> and <|video_pad|> slots, one prefill, then one decoder run per token on
+the cached keys and values. A prompt that continues a kept conversation (`kept_contexts`) starts from
+its cache and prefills only the new tokens.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +32,12 @@ from npu_worker.backend import (
     Token,
 )
 from npu_worker.chat_template import ChatTemplate
-from npu_worker.cpu.kv_decoder import KVDecoder, numpy_dtype, past_names, present_names
+from npu_worker.cpu.kept_contexts import ContextStore, KeptContext, media_of
+from npu_worker.cpu.kv_decoder import DecodeRun, KVDecoder, numpy_dtype, past_names, present_names
 from npu_worker.cpu.model_files import load_tokenizer, open_session
 from npu_worker.cpu.mrope import decode_positions, rope_index
 from npu_worker.cpu.qwen2vl_config import Qwen2VLConfig
-from npu_worker.cpu.qwen2vl_image import ImageProcessorConfig, preprocess_images
+from npu_worker.cpu.qwen2vl_image import ImageProcessorConfig, preprocess_clips, preprocess_images
 from npu_worker.cpu.qwen2vl_prompt import PromptBuilder, PromptTokens
 from npu_worker.json_constraint import JsonVocabulary
 from npu_worker.sampling import TokenSampler
@@ -67,7 +70,11 @@ class Qwen2VLRunner:
         threads: int | None = None,
         context_length: int | None = None,
         model_id: str | None = None,
+        kept_contexts: int = 0,
+        kept_context_bytes: int = 0,
     ) -> None:
+        """`kept_contexts` conversations (at most `kept_context_bytes` of caches) are kept for their
+        follow-up turns; 0 keeps none."""
         self.model_dir = model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise ModelLoadError(f"{model_dir}: model directory not found")
@@ -80,8 +87,13 @@ class Qwen2VLRunner:
             )
         self.tokenizer = load_tokenizer(model_dir)
         self.prompts = PromptBuilder(
-            ChatTemplate.from_model_dir(model_dir), self.tokenizer, self.image_config, config.image_token_id
+            ChatTemplate.from_model_dir(model_dir),
+            self.tokenizer,
+            self.image_config,
+            config.image_token_id,
+            config.video_token_id,
         )
+        self.contexts = ContextStore(kept_contexts, kept_context_bytes)
         layers = config.num_layers
         self.vision = open_session(
             model_dir, VISION_FILE, ("pixel_values", "grid_thw"), ("image_features",), threads
@@ -156,43 +168,94 @@ class Qwen2VLRunner:
         if cancel is not None and cancel.is_set():
             yield Finish("cancelled", prompt_tokens, 0)
             return
+        config = self.config
+        media = media_of(prompt, config.image_token_id, config.video_token_id, config.merge_size)
+        kept, cached = self.contexts.take(prompt.input_ids, media) or (None, 0)
         positions, delta = rope_index(
-            prompt.input_ids, prompt.image_grids, self.config.image_token_id, self.config.merge_size
+            prompt.input_ids,
+            prompt.image_grids,
+            config.image_token_id,
+            config.merge_size,
+            prompt.video_grids,
+            config.video_token_id,
         )
-        run, logits = self.decoder.start(self.prompt_embeddings(prompt), positions[:, None, :])
+        embeds = self.prompt_embeddings(prompt, cached)
+        run, logits = self.decoder.start(embeds, positions[:, None, cached:], kept)
+        fed: list[int] = []
+        try:
+            yield from self._tokens(
+                run, logits, sampler, stops, budget, prompt_tokens, delta, cancel, fed, cached
+            )
+        finally:
+            covered = np.concatenate([prompt.input_ids, np.asarray(fed, dtype=np.int64)])
+            self.contexts.keep(KeptContext(covered, prompt_tokens, media, run.cache))
+
+    def _tokens(
+        self,
+        run: DecodeRun,
+        logits: np.ndarray,
+        sampler: TokenSampler,
+        stops: StopStringFilter,
+        budget: int,
+        prompt_tokens: int,
+        delta: int,
+        cancel: threading.Event | None,
+        fed: list[int],
+        cached: int,
+    ) -> Iterator[GenerationEvent]:
+        """Sample, stream and feed back tokens; `fed` collects those whose keys are in the run's cache."""
         text_stream = DecodeStream(skip_special_tokens=True)
         eos = self.config.eos_token_ids
         for generated in range(1, budget + 1):
             token = sampler.choose(logits)
             if token in eos:
                 yield Token(stops.flush(), token)
-                yield Finish("stop", prompt_tokens, generated)
+                yield Finish("stop", prompt_tokens, generated, cached)
                 return
             text = stops.push(text_stream.step(self.tokenizer, token) or "")
             if stops.stopped:
                 yield Token(text, token)
-                yield Finish("stop", prompt_tokens, generated)
+                yield Finish("stop", prompt_tokens, generated, cached)
                 return
             if generated == budget:
                 yield Token(text + stops.flush(), token)
-                yield Finish("length", prompt_tokens, generated)
+                yield Finish("length", prompt_tokens, generated, cached)
                 return
             yield Token(text, token)
             if cancel is not None and cancel.is_set():
-                yield Finish("cancelled", prompt_tokens, generated)
+                yield Finish("cancelled", prompt_tokens, generated, cached)
                 return
             past_len = prompt_tokens + generated - 1
             logits = run.forward(self.token_embedding(token), decode_positions(past_len, delta))
+            fed.append(token)
 
-    def prompt_embeddings(self, prompt: PromptTokens) -> np.ndarray:
-        """inputs_embeds [1, S, H] of the prompt, image features written into the image-pad slots."""
-        embeds = self.embed.run(None, {"input_ids": prompt.input_ids[None, :]})[0]
-        if prompt.images:
-            pixel_values, grids = preprocess_images(prompt.images, self.image_config)
-            features = self.vision.run(
-                None, {"pixel_values": pixel_values.astype(self.pixel_dtype, copy=False), "grid_thw": grids}
-            )[0]
-            embeds[0, prompt.input_ids == self.config.image_token_id] = features
+    def prompt_embeddings(self, prompt: PromptTokens, start: int = 0) -> np.ndarray:
+        """inputs_embeds [1, S - start, H] of the prompt from token `start` on (never inside an image or
+        a clip), the vision features of the images and clips from there written into their pad slots."""
+        ids = prompt.input_ids[start:]
+        embeds = self.embed.run(None, {"input_ids": ids[None, :]})[0]
+        config = self.config
+        sources: tuple[tuple[int, np.ndarray, Callable[[int], tuple[np.ndarray, np.ndarray]]], ...] = (
+            (
+                config.image_token_id,
+                prompt.image_grids,
+                lambda done: preprocess_images(prompt.images[done:], self.image_config),
+            ),
+            (
+                config.video_token_id,
+                prompt.video_grids,
+                lambda done: preprocess_clips(prompt.clips[done:], self.image_config),
+            ),
+        )
+        for token, grids, preprocess in sources:
+            slots = ids == token
+            if not slots.any():
+                continue
+            ends = np.cumsum(grids.prod(axis=1) // config.merge_size**2)
+            done = int(np.searchsorted(ends, int((prompt.input_ids[:start] == token).sum()), side="right"))
+            pixel_values, todo = preprocess(done)
+            feed = {"pixel_values": pixel_values.astype(self.pixel_dtype, copy=False), "grid_thw": todo}
+            embeds[0, slots] = self.vision.run(None, feed)[0]
         return embeds
 
     def token_embedding(self, token: int) -> np.ndarray:

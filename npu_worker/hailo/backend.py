@@ -138,6 +138,7 @@ class HailoBackend:
                     settings,
                     self.failures,
                     model.context_length,
+                    self.config.inference.context_reuse_entries,
                 )
                 self.vlm_info = self.vlm.info
                 if model.warmup:

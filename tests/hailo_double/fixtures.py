@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, activate, subprocess_env
+from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, activate, import_version, subprocess_env
 
 activate()
 
@@ -65,3 +65,10 @@ def demo_vlm_hef(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_clip_hef(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A quantised CLIP image-encoder double HEF for the demo CLIP (96x96x3 uint8 in, 64 uint8 out)."""
     return make_clip_hef(tmp_path_factory.mktemp("hef"), DEMO_CLIP_DIR, quantized=True)
+
+
+@pytest.fixture
+def version_restored() -> Iterator[None]:
+    """For a test that re-imports hailo_platform as another release: the default one comes back."""
+    yield
+    import_version(settings.DEFAULT_VERSION)

@@ -48,11 +48,17 @@ class GenerationJob:
     """The device side of one generation, run on its own thread."""
 
     def __init__(
-        self, model: GenAIModel, prompt: str, frames: list[np.ndarray], params: GeneratorParams
+        self,
+        model: GenAIModel,
+        prompt: str,
+        frames: list[np.ndarray],
+        params: GeneratorParams,
+        videos: list[list[np.ndarray]] | None = None,
     ) -> None:
         self.model = model
         self.prompt = prompt
         self.frames = frames
+        self.videos = videos or []
         self.params = params
         self.tokens: queue.Queue[tuple[str, Status]] = queue.Queue(TOKENS_BACKLOG)
         self.abort_requested = threading.Event()
@@ -67,7 +73,7 @@ class GenerationJob:
 
     def _run(self) -> None:
         try:
-            self._decode(self.model.prefill(self.prompt, self.frames))
+            self._decode(self.model.prefill(self.prompt, self.frames, self.videos))
         except STATUS_EXCEPTIONS as exc:
             self.error = f"status {exc.args[0]}"
         except Exception as exc:  # a crash of the double itself must still end the generation

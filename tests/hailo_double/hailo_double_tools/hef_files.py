@@ -77,6 +77,7 @@ def _hailo_config(model_dir: Path) -> dict[str, Any]:
         "eos_token_id": stop_ids[0],
         "stop_token_id": stop_ids,
         "image_pad": config.get("image_token_id"),
+        "video_pad": config.get("video_token_id"),
         "chat_template": tokenizer_config["chat_template"],
     }
 
@@ -106,8 +107,10 @@ def make_vlm_hef(
     frame: int | None = None,
     kv_cache_size: int = DEFAULT_KV_CACHE_SIZE,
     generation_defaults: dict[str, Any] | None = None,
+    video_encoder: bool = False,
 ) -> Path:
-    """Write a VLM double HEF for a Qwen2-VL export directory (the demo model by default)."""
+    """Write a VLM double HEF for a Qwen2-VL export directory (the demo model by default);
+    `video_encoder`: its frame encoder takes two frames (what VLM.generate's `videos` needs)."""
     model_dir = Path(model_dir).resolve()
     side = frame or frame_side(model_dir)
     return _write(
@@ -117,6 +120,7 @@ def make_vlm_hef(
             "format": FORMAT_VERSION,
             "model_dir": str(model_dir),
             "input_frame_shape": [side, side, 3],
+            "frame_encoder_inputs": 2 if video_encoder else 1,
             "kv_cache_size": kv_cache_size,
             "hailo_config": _hailo_config(model_dir),
             "generation_defaults": {**VLM_GENERATION_DEFAULTS, **(generation_defaults or {})},

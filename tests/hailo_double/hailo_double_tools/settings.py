@@ -16,6 +16,7 @@ VERSION_VAR = "HAILO_DOUBLE_VERSION"
 STATE_DIR_VAR = "HAILO_DOUBLE_STATE_DIR"
 WAIT_VAR = "HAILO_DOUBLE_WAIT_S"
 TOKEN_DELAY_VAR = "HAILO_DOUBLE_TOKEN_DELAY_S"
+PREFILL_DELAY_VAR = "HAILO_DOUBLE_PREFILL_DELAY_S"
 INFER_DELAY_VAR = "HAILO_DOUBLE_INFER_DELAY_S"
 LOAD_DELAY_VAR = "HAILO_DOUBLE_LOAD_S"
 THREADS_VAR = "HAILO_DOUBLE_THREADS"
@@ -133,6 +134,11 @@ def vdevice_wait_s() -> float:
 def token_delay_s() -> float:
     """Simulated device time per generated token (0: as fast as the CPU runs the demo model)."""
     return _float(TOKEN_DELAY_VAR, 0.0)
+
+
+def prefill_delay_s() -> float:
+    """Simulated device time per prompt token prefilled (frames' tokens included; 0: the CPU's time)."""
+    return _float(PREFILL_DELAY_VAR, 0.0)
 
 
 def infer_delay_s() -> float:
