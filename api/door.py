@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from api.conversation import Conversation
+from api.conversation import ClipRef, Conversation, ImageRef
 from api.errors import APIError
 from api.services import Services
 from npu_worker.backend import OLLAMA_BACKEND, ModelInfo, SamplingParams
@@ -54,9 +54,10 @@ def _options(params: SamplingParams) -> dict[str, Any]:
 
 def request_body(model: ModelInfo, conversation: Conversation) -> dict[str, Any]:
     """hailo-ollama's /api/chat body for a conversation (text only; keep_alive in whole seconds)."""
-    for image in [*conversation.images, *conversation.clips]:
+    media: list[ImageRef | ClipRef] = [*conversation.images, *conversation.clips]
+    if media:
         message = f"{model.id} is hailo-ollama's text model: it takes no images or clips (ask a vision model)"
-        raise APIError(400, message, "invalid_request", image.param)
+        raise APIError(400, message, "invalid_request", media[0].param)
     unsupported = {"response_format": conversation.params.json_schema, "stop": conversation.params.stop}
     for field, asked in unsupported.items():
         if asked:  # hailo-ollama reads neither: its `format` is never used, its options have no stop
