@@ -61,7 +61,7 @@ class HotPi:
                 "poll_s": 0.1,
                 "soc_temp_file": str(self.temp_file),
                 "vcgencmd": str(vcgencmd),
-                "warning_max_tokens": 2,
+                "warning_max_tokens": 1,
             }
         }
         self.service = Service(tmp, config, env={"NOTIFY_SOCKET": str(tmp / "notify.sock")}).wait_ready()
@@ -87,7 +87,8 @@ class HotPi:
 
     def chat(self) -> httpx.Response:
         url, _ = image_data_url(5)
-        content = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "What color?"}]
+        question = {"type": "text", "text": "Hi, who are you?"}  # answered in a few words, more than the cap
+        content = [{"type": "image_url", "image_url": {"url": url}}, question]
         body = {"messages": [{"role": "user", "content": content}], "max_tokens": 20, "temperature": 0}
         return self.service.http.post("/v1/chat/completions", json=body)
 
@@ -125,7 +126,7 @@ def test_warm_caps_hot_pauses_and_cooling_past_the_band_recovers(hot_pi: HotPi) 
     assert "SoC 76.0 C (warning)" in warm["scheduler"]["reasons"]
     assert hot_pi.service.http.get("/health/ready").status_code == 200  # degraded, still serving
     answer = hot_pi.chat()
-    assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] <= 2
+    assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 1
     metrics = hot_pi.service.http.get("/metrics").text
     assert 'hailo_vision_degradation_rung{rung="capped"} 1.0' in metrics
     assert 'hailo_vision_temperature_celsius{sensor="soc"} 76.0' in metrics
@@ -150,7 +151,7 @@ def test_warm_caps_hot_pauses_and_cooling_past_the_band_recovers(hot_pi: HotPi) 
     assert hot_pi.reaches(76.5)["scheduler"]["rung"] == "capped"  # past it: critical left
     assert hot_pi.reaches(71.0)["scheduler"]["rung"] == "capped"
     assert hot_pi.reaches(69.0)["scheduler"]["rung"] == "normal"
-    assert hot_pi.chat().json()["usage"]["completion_tokens"] > 2
+    assert hot_pi.chat().json()["usage"]["completion_tokens"] > 1
 
 
 def test_the_firmware_throttling_the_arm_counts_as_warm(hot_pi: HotPi) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import shapes_world as sw
 from hailo_double import DEMO_VLM_DIR
-from hailo_double_tools import journal
+from hailo_double_tools import journal, make_vlm_hef, never_stopping
 from hailo_double_tools.device_sampling import DeviceSampler
 from hailo_double_tools.settings import STATE_DIR_VAR, TOKEN_DELAY_VAR
 from hailo_platform import HailoRTException, VDevice
@@ -96,18 +96,25 @@ def test_max_tokens_ends_with_the_recovery_sequence(fresh_vlm: VLM) -> None:
 
 
 def test_leaving_the_with_block_aborts_the_running_generation(
-    fresh_vlm: VLM, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On a HEF whose answers never end, so the generation is running when the block is left however
+    short the demo model's answers are."""
+    monkeypatch.setenv(STATE_DIR_VAR, str(tmp_path / "device"))
     monkeypatch.setenv(TOKEN_DELAY_VAR, "0.05")
+    hef = never_stopping(make_vlm_hef(tmp_path, DEMO_VLM_DIR))
     frame, _ = scene_frame()
-    mark = len(journal.JOURNAL)
-    with fresh_vlm.generate(chat("What shape is this?"), [frame], max_generated_tokens=200) as gen:
-        assert isinstance(gen.read(), str)
-    (ended,) = calls_since(mark, "generation_ended")
-    assert ended["released_while_generating"] and ended["device_status"] == "ABORTED"
-    assert ended["tokens_generated"] < 200
-    monkeypatch.setenv(TOKEN_DELAY_VAR, "0")
-    assert fresh_vlm.generate_all(chat("What shape is this?"), [frame], max_generated_tokens=3)
+    params = VDevice.create_params()
+    params.group_id = "SHARED"
+    with VDevice(params) as vdevice, VLM(vdevice, str(hef)) as model:
+        mark = len(journal.JOURNAL)
+        with model.generate(chat("What shape is this?"), [frame], max_generated_tokens=200) as gen:
+            assert isinstance(gen.read(), str)
+        (ended,) = calls_since(mark, "generation_ended")
+        assert ended["released_while_generating"] and ended["device_status"] == "ABORTED"
+        assert ended["tokens_generated"] < 200
+        monkeypatch.setenv(TOKEN_DELAY_VAR, "0")
+        assert model.generate_all(chat("What shape is this?"), [frame], max_generated_tokens=3)
 
 
 def test_every_generate_call_is_journaled_with_its_arguments(fresh_vlm: VLM) -> None:
