@@ -28,7 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "models")]
 import shapes_world as sw  # noqa: E402
 
 from npu_worker.backend import ImagePart, Message, SamplingParams, TextPart, Token  # noqa: E402
-from npu_worker.cpu.mrope import decode_positions, rope_index  # noqa: E402
+from npu_worker.cpu.mrope import decode_positions  # noqa: E402
 from npu_worker.cpu.qwen2vl_runner import Qwen2VLRunner  # noqa: E402
 
 DEFAULT_MODEL = ROOT / "models" / "demo" / "qwen2-vl-demo"
@@ -96,9 +96,7 @@ def main() -> None:
 
     _, ids = time_runner(runner, messages, args.tokens)  # warm-up; fixes the token sequence
     prompt = runner.prompts.build(messages)
-    positions, delta = rope_index(
-        prompt.input_ids, prompt.image_grids, runner.config.image_token_id, runner.config.merge_size
-    )
+    positions, delta = runner.rope_positions(prompt)
     embeds = runner.prompt_embeddings(prompt).astype(runner.decoder.embed_dtype)
     steps = np.stack([runner.token_embedding(t) for t in ids[:-1]])
     time_bare(runner, embeds, positions, delta, steps)  # warm-up

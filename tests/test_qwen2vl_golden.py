@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from npu_worker.backend import Finish, ImagePart, Message, SamplingParams, TextPart, Token, VideoPart
-from npu_worker.cpu.mrope import rope_index
 from npu_worker.cpu.qwen2vl_image import preprocess_clips, preprocess_images
 from npu_worker.cpu.qwen2vl_runner import Qwen2VLRunner
 from npu_worker.images import as_rgb_array
@@ -53,16 +52,7 @@ def golden_messages(case: dict) -> list[Message]:
 
 
 def positions(runner: Qwen2VLRunner, case: dict) -> tuple[np.ndarray, int]:
-    prompt = runner.prompts.build(golden_messages(case))
-    config = runner.config
-    return rope_index(
-        prompt.input_ids,
-        prompt.image_grids,
-        config.image_token_id,
-        config.merge_size,
-        prompt.video_grids,
-        config.video_token_id,
-    )
+    return runner.rope_positions(runner.prompts.build(golden_messages(case)))
 
 
 @pytest.fixture(params=sorted(CASES))

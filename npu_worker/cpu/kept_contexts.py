@@ -16,12 +16,12 @@ it, so two requests never share one cache.
 from __future__ import annotations
 
 import collections
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from npu_worker.cpu.qwen2vl_prompt import PromptTokens
+from npu_worker.pixel_digest import pixel_digest
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,6 @@ class KeptContext:
         return sum(a.nbytes for a in self.cache)
 
 
-def _digest(arrays: tuple[np.ndarray, ...]) -> bytes:
-    hasher = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        hasher.update(repr(array.shape).encode())
-        hasher.update(np.ascontiguousarray(array).data)
-    return hasher.digest()
-
-
 def media_of(
     prompt: PromptTokens, image_token_id: int, video_token_id: int, merge_size: int
 ) -> tuple[Medium, ...]:
@@ -70,7 +62,7 @@ def media_of(
         patches, pixels = next(tokens[int(ids[start])])
         length = patches // merge_size**2
         frames = pixels if isinstance(pixels, tuple) else (pixels,)
-        media.append(Medium(start, start + length, _digest(frames)))
+        media.append(Medium(start, start + length, pixel_digest(frames)))
         index += length
     return tuple(media)
 

@@ -171,14 +171,7 @@ class Qwen2VLRunner:
         config = self.config
         media = media_of(prompt, config.image_token_id, config.video_token_id, config.merge_size)
         kept, cached = self.contexts.take(prompt.input_ids, media) or (None, 0)
-        positions, delta = rope_index(
-            prompt.input_ids,
-            prompt.image_grids,
-            config.image_token_id,
-            config.merge_size,
-            prompt.video_grids,
-            config.video_token_id,
-        )
+        positions, delta = self.rope_positions(prompt)
         embeds = self.prompt_embeddings(prompt, cached)
         run, logits = self.decoder.start(embeds, positions[:, None, cached:], kept)
         fed: list[int] = []
@@ -228,6 +221,18 @@ class Qwen2VLRunner:
             past_len = prompt_tokens + generated - 1
             logits = run.forward(self.token_embedding(token), decode_positions(past_len, delta))
             fed.append(token)
+
+    def rope_positions(self, prompt: PromptTokens) -> tuple[np.ndarray, int]:
+        """The prompt's M-RoPE positions [3, 1, S] and the delta that places the tokens after it."""
+        config = self.config
+        return rope_index(
+            prompt.input_ids,
+            prompt.image_grids,
+            config.image_token_id,
+            config.merge_size,
+            prompt.video_grids,
+            config.video_token_id,
+        )
 
     def prompt_embeddings(self, prompt: PromptTokens, start: int = 0) -> np.ndarray:
         """inputs_embeds [1, S - start, H] of the prompt from token `start` on (never inside an image or

@@ -16,13 +16,11 @@ continues a saved conversation loads it back (load_context) instead of prefillin
 from __future__ import annotations
 
 import collections
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from npu_worker.backend import ImagePart, Message, VideoPart
+from npu_worker.pixel_digest import pixel_digest
 
 
 @dataclass(frozen=True)
@@ -36,22 +34,14 @@ class Media:
     def of(cls, messages: Sequence[Message]) -> Media:
         parts = [p for m in messages for p in m.parts]
         return cls(
-            tuple(_digest((p.pixels,)) for p in parts if isinstance(p, ImagePart)),
-            tuple(_digest(p.frames) for p in parts if isinstance(p, VideoPart)),
+            tuple(pixel_digest((p.pixels,)) for p in parts if isinstance(p, ImagePart)),
+            tuple(pixel_digest(p.frames) for p in parts if isinstance(p, VideoPart)),
         )
 
     def starts_with(self, other: Media) -> bool:
         return (
             self.images[: len(other.images)] == other.images and self.clips[: len(other.clips)] == other.clips
         )
-
-
-def _digest(arrays: tuple[np.ndarray, ...]) -> bytes:
-    hasher = hashlib.blake2b(digest_size=16)
-    for array in arrays:
-        hasher.update(repr(array.shape).encode())
-        hasher.update(np.ascontiguousarray(array).data)
-    return hasher.digest()
 
 
 @dataclass(frozen=True)
