@@ -43,7 +43,8 @@ from npu_worker.backend import (  # noqa: E402
     SamplingParams,
     TextPart,
 )
-from npu_worker.config import Config, load_config  # noqa: E402
+from npu_worker.config import Config  # noqa: E402
+from npu_worker.config_load import load_config  # noqa: E402
 from npu_worker.hailo.backend import HailoBackend, resolve_hef  # noqa: E402
 from npu_worker.hailo.clip import HailoClipImageEncoder  # noqa: E402
 from npu_worker.hailo.holders import device_nodes  # noqa: E402

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from npu_worker.config import Config
+from npu_worker.config_load import config_from_json
 from npu_worker.logs import setup_logging
 
 
@@ -16,6 +17,6 @@ def child_setup(role: str, description: str | None, argv: list[str] | None) -> t
     parser.add_argument("--config-json", required=True, help="resolved config written by the supervisor")
     parser.add_argument("--runtime-dir", required=True, help="private directory of the ipc sockets")
     args = parser.parse_args(argv)
-    config = Config.from_json(Path(args.config_json).read_text(encoding="utf-8"))
+    config = config_from_json(Path(args.config_json).read_text(encoding="utf-8"))
     setup_logging(role, config.logging.format, config.logging.level)
     return config, Path(args.runtime_dir)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import zmq
 
-from npu_worker.config import ConfigError, load_config
+from npu_worker.config import ConfigError
+from npu_worker.config_load import load_config
 from npu_worker.logs import setup_logging
 from supervisor.runtime import RuntimeDirError
 from supervisor.supervise import Supervisor

@@ -21,7 +21,8 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from npu_worker.config import ConfigError, load_config
+from npu_worker.config import ConfigError
+from npu_worker.config_load import load_config
 from supervisor.ctl_client import AdminError, Endpoint, Unreachable
 from supervisor.ctl_systemd import systemd_facts
 from supervisor.ctl_view import down_view, exit_code, models_view, status_view

@@ -26,7 +26,8 @@ from types import ModuleType
 from typing import Literal
 
 from npu_worker.backend import ModelLoadError
-from npu_worker.config import Config, ConfigError, load_config
+from npu_worker.config import Config, ConfigError
+from npu_worker.config_load import load_config
 from npu_worker.hailo.backend import resolve_hef
 from npu_worker.hailo.features import detect_features
 from npu_worker.hailo.holders import Holder, device_nodes, scan_holders

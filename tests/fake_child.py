@@ -78,9 +78,9 @@ def main() -> int:
     import zmq
 
     from npu_worker import protocol
-    from npu_worker.config import Config
+    from npu_worker.config_load import config_from_json
 
-    config = Config.from_json(Path(args.config_json).read_text(encoding="utf-8"))
+    config = config_from_json(Path(args.config_json).read_text(encoding="utf-8"))
     steps = schedule(args.states or DEFAULT_STATES[args.role])
     stop_requested_at: list[float] = []
 

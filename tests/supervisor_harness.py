@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from npu_worker.config import load_config
+from npu_worker.config_load import load_config
 from npu_worker.logs import setup_logging
 from npu_worker.protocol import Role
 from supervisor.supervise import Supervisor

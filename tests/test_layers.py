@@ -17,6 +17,7 @@ SHARED = {
     "npu_worker.protocol",
     "npu_worker.backend",
     "npu_worker.config",
+    "npu_worker.config_load",
     "npu_worker.logs",
     "npu_worker.child",
     "npu_worker.images",

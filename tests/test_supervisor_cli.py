@@ -12,6 +12,7 @@ import pytest
 from supervisor_testkit import base_environment
 
 from npu_worker.config import Config
+from npu_worker.config_load import config_from_json
 from supervisor.runtime import RuntimeDir, RuntimeDirError
 
 
@@ -48,7 +49,7 @@ def test_a_missing_config_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_a_runtime_directory_in_use_by_another_supervisor_exits_1(tmp_path: Path) -> None:
-    config = Config.from_json(json.dumps({"supervisor": {"runtime_dir": str(tmp_path / "run")}}))
+    config = config_from_json(json.dumps({"supervisor": {"runtime_dir": str(tmp_path / "run")}}))
     with RuntimeDir(config):
         result = serve(HAILO_VISION_SUPERVISOR_RUNTIME_DIR=str(tmp_path / "run"))
     assert result.returncode == 1
@@ -56,11 +57,11 @@ def test_a_runtime_directory_in_use_by_another_supervisor_exits_1(tmp_path: Path
 
 
 def test_a_created_runtime_directory_is_private_and_removed_at_exit(tmp_path: Path) -> None:
-    config = Config.from_json(json.dumps({"supervisor": {"runtime_dir": str(tmp_path / "run")}}))
+    config = config_from_json(json.dumps({"supervisor": {"runtime_dir": str(tmp_path / "run")}}))
     with RuntimeDir(config) as runtime:
         assert stat.S_IMODE(runtime.path.stat().st_mode) == 0o700
         assert stat.S_IMODE(runtime.config_file.stat().st_mode) == 0o600
-        assert Config.from_json(runtime.config_file.read_text()) == config
+        assert config_from_json(runtime.config_file.read_text()) == config
         with pytest.raises(RuntimeDirError, match="another hailo-vision supervisor"), RuntimeDir(config):
             pass
         assert runtime.config_file.is_file()  # the refused second supervisor left it alone

@@ -7,7 +7,7 @@ from pathlib import Path
 import zmq
 
 from npu_worker import protocol
-from npu_worker.config import load_config
+from npu_worker.config_load import load_config
 from npu_worker.main import WorkerProcess
 from npu_worker.protocol import Token
 
