@@ -30,7 +30,8 @@ from npu_worker import protocol
 from npu_worker.child import child_setup
 from npu_worker.config import Config, ConfigError
 from npu_worker.logs import log_event
-from npu_worker.protocol import ApiState, Role, Status
+from npu_worker.protocol import Status
+from npu_worker.states import ApiState, Role
 from scheduler.driver import Scheduler
 from scheduler.ollama import OllamaClient
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from npu_worker.protocol import NpuOwner, Rung, Stats
+from npu_worker.protocol import Stats
+from npu_worker.states import NpuOwner, Rung
 from scheduler.driver import Snapshot
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)

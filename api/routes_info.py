@@ -16,7 +16,7 @@ from api.openai_format import model_object
 from api.services import Services, services_of
 from api.status import memory_section, npu_section, scheduler_section, service_state, thermal_section
 from npu_worker.backend import ModelInfo, ModelKind
-from npu_worker.protocol import WorkerState
+from npu_worker.states import WorkerState
 
 try:
     VERSION = version("hailo-vision")

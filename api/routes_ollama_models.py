@@ -27,7 +27,7 @@ from api.ollama_request import OllamaModelRequest
 from api.routes_info import VERSION, find_model, known_models, ollama_name, own_models
 from api.services import Services, services_of
 from npu_worker.backend import OLLAMA_BACKEND, ModelInfo, Placement
-from npu_worker.protocol import WorkerState
+from npu_worker.states import WorkerState
 from scheduler.ollama import OllamaClient
 
 OLLAMA_RUNNING = "Ollama is running"  # the exact text Ollama's clients probe / for

@@ -13,7 +13,7 @@ from api.metrics import Metrics
 from api.recent import RecentRequests
 from api.worker_client import WorkerClient
 from npu_worker.config import Config
-from npu_worker.protocol import ApiState
+from npu_worker.states import ApiState
 from scheduler.driver import Scheduler
 
 

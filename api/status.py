@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.services import Services
-from npu_worker.protocol import ApiState, Rung, ServiceState, WorkerState
+from npu_worker.states import ApiState, Rung, ServiceState, WorkerState
 from scheduler.driver import Snapshot
 from scheduler.ladder import MemoryLevel, ThermalLevel
 

@@ -48,8 +48,8 @@ from npu_worker.protocol import (
     StatsRequest,
     Token,
     Wire,
-    WorkerState,
 )
+from npu_worker.states import WorkerState
 from scheduler.drain import DrainRate
 from scheduler.driver import Scheduler, TurnRefused, Work
 

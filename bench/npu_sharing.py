@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from npu_worker.protocol import WorkerState  # noqa: E402
+from npu_worker.states import WorkerState  # noqa: E402
 from scheduler.policy import (  # noqa: E402
     ActionKind,
     Demand,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from npu_worker.backend import Backend, DeviceBusyError, ReleaseScope
 from npu_worker.logs import log_event
-from npu_worker.protocol import WorkerState
+from npu_worker.states import WorkerState
 
 log = logging.getLogger("npu_worker.device")
 

@@ -39,7 +39,8 @@ from npu_worker.config import Config
 from npu_worker.device_turn import DeviceTurn
 from npu_worker.generation import GenerateJob, Generation
 from npu_worker.logs import log_event
-from npu_worker.protocol import Error, Limits, Wire, WorkerState
+from npu_worker.protocol import Error, Limits, Wire
+from npu_worker.states import WorkerState
 from npu_worker.step_watch import StepWatch
 from npu_worker.text_cache import TextEmbeddingCache, cache_path
 

@@ -40,13 +40,12 @@ from npu_worker.protocol import (
     Pong,
     ProtocolError,
     Release,
-    Role,
     Stats,
     StatsRequest,
     Status,
     Wire,
-    WorkerState,
 )
+from npu_worker.states import Role, WorkerState
 
 log = logging.getLogger("npu_worker")
 EXIT_FATAL = 3

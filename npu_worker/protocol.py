@@ -1,4 +1,4 @@
-"""The wire protocol between hailo-vision's processes: every message and state, defined once.
+"""The wire protocol between hailo-vision's processes: every message, defined once.
 
 Every message is one ZeroMQ multipart message: a msgpack header, then one raw frame per numpy array
 (images, embeddings - never base64). The header holds the protocol version `v`, the message `kind`,
@@ -43,6 +43,7 @@ from npu_worker.backend import (
     TextPart,
     VideoPart,
 )
+from npu_worker.states import ApiState, NpuOwner, Role, Rung, WorkerState
 
 PROTOCOL_VERSION = 3
 
@@ -67,68 +68,6 @@ class Kind(StrEnum):
     STATS = "stats"
     # child -> supervisor
     STATUS = "status"
-
-
-# --- states ---------------------------------------------------------------------------------------
-
-
-class WorkerState(StrEnum):
-    """The NPU worker's models: where they are on the way between the device and released."""
-
-    STARTING = "starting"  # loading what needs no device (tokenizers, CPU encoders)
-    LOADING = "loading"  # taking the device and loading the models
-    READY = "ready"  # the models are loaded; requests are served
-    NPU_BUSY = "npu_busy"  # another process holds the device; the load is retried with backoff
-    RELEASED = "released"  # the device was given back (idle or asked to); CPU parts stay loaded
-    FAILED = "failed"
-
-
-class ApiState(StrEnum):
-    STARTING = "starting"
-    LISTENING = "listening"
-    DRAINING = "draining"
-
-
-class Role(StrEnum):
-    """The supervisor's children."""
-
-    API = "api"
-    WORKER = "worker"
-
-
-class ServiceState(StrEnum):
-    """What /health and `hailo-visionctl status` say of the whole service."""
-
-    READY = "ready"
-    DEGRADED = "degraded"  # serving, but slower or with less (see the degradation rung)
-    LOADING = "loading"
-    UNAVAILABLE = "unavailable"
-    DRAINING = "draining"
-
-
-class Rung(StrEnum):
-    """The degradation ladder, from nothing lost to everything paused (docs/ARCHITECTURE.md)."""
-
-    NORMAL = "normal"
-    QUEUEING = "queueing"  # requests wait for hailo-vision's turn on the NPU
-    CPU_FALLBACK = "cpu_fallback"  # CLIP runs on the CPU while the NPU is not hailo-vision's
-    CAPPED = "capped"  # warm: shorter answers, smaller CLIP batches, a pause between generations
-    SHEDDING = "shedding"  # memory tight: caches shrunk, CPU fallback and new loads refused
-    CLIP_ONLY = "clip_only"  # memory critical: the VLM given back, generations refused
-    PAUSED = "paused"  # too hot: inference paused until it cools
-
-    @property
-    def severity(self) -> int:
-        return list(Rung).index(self)
-
-
-class NpuOwner(StrEnum):
-    """Who holds the Hailo-10H now."""
-
-    NOBODY = "nobody"
-    HAILO_VISION = "hailo-vision"
-    HAILO_OLLAMA = "hailo-ollama"
-    UNKNOWN = "unknown"
 
 
 # Each error code maps to exactly one HTTP status; the API answers with it.

@@ -28,7 +28,8 @@ from typing import Protocol
 from npu_worker.backend import Placement, ReleaseScope
 from npu_worker.config import Config
 from npu_worker.logs import log_event
-from npu_worker.protocol import Heartbeat, Limits, NpuOwner, WorkerState
+from npu_worker.protocol import Heartbeat, Limits
+from npu_worker.states import NpuOwner, WorkerState
 from scheduler.conditions import Seen
 from scheduler.guard import Guard
 from scheduler.ladder import Ladder

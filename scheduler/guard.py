@@ -16,7 +16,8 @@ import psutil
 
 from npu_worker.config import Config
 from npu_worker.logs import log_event
-from npu_worker.protocol import Heartbeat, Limits, Rung, WorkerState
+from npu_worker.protocol import Heartbeat, Limits
+from npu_worker.states import Rung, WorkerState
 from scheduler.conditions import ConditionTracker, Seen
 from scheduler.ladder import Allowance, Conditions, Ladder, MemoryLevel, ThermalLevel, climb
 from scheduler.sensors import MB, Sensors

@@ -24,7 +24,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 
-from npu_worker.protocol import Rung
+from npu_worker.states import Rung
 
 PRESSURE_SHARE = 0.9  # of memory_limit_mb
 MEMORY_FLOOR_MARGIN = 1.5  # x min_available_mb: below it, pressure

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 
 from npu_worker.backend import ReleaseScope
-from npu_worker.protocol import NpuOwner, WorkerState
+from npu_worker.states import NpuOwner, WorkerState
 
 # A command the worker shows no sign of after this long is sent again (the worker does what it was
 # told last, so a repeat is harmless; a lost message must not leave the turn stuck).

@@ -13,7 +13,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from npu_worker.protocol import ApiState, Role, Status, WorkerState
+from npu_worker.protocol import Status
+from npu_worker.states import ApiState, Role, WorkerState
 from supervisor.restarts import RestartTracker
 
 # The states in which each role is up: the API listens; the worker's models are on the device, or

@@ -8,7 +8,7 @@ counts are the larger of the two children's reports (whichever of them holds the
 
 from __future__ import annotations
 
-from npu_worker.protocol import ApiState, Role, Rung, WorkerState
+from npu_worker.states import ApiState, Role, Rung, WorkerState
 from supervisor.children import Child, describe_exit
 
 

@@ -36,7 +36,8 @@ import zmq
 from npu_worker import protocol
 from npu_worker.config import Config
 from npu_worker.logs import log_event
-from npu_worker.protocol import Role, Status, WorkerState
+from npu_worker.protocol import Status
+from npu_worker.states import Role, WorkerState
 from supervisor.children import Child, describe_exit, exit_fields
 from supervisor.memory_watch import MemoryWatch, hard_limit_mb
 from supervisor.notify import Notifier

@@ -77,7 +77,7 @@ def main() -> int:
 
     import zmq
 
-    from npu_worker import protocol
+    from npu_worker import protocol, states
     from npu_worker.config_load import config_from_json
 
     config = config_from_json(Path(args.config_json).read_text(encoding="utf-8"))
@@ -121,11 +121,11 @@ def main() -> int:
             or sees_worker(now) != sent_sees
             or now - sent_at >= config.worker.heartbeat_interval_s
         ):
-            role = protocol.Role(args.role)
+            role = states.Role(args.role)
             status = protocol.Status(
                 role=role,
                 pid=os.getpid(),
-                state=protocol.ApiState(state) if role == protocol.Role.API else protocol.WorkerState(state),
+                state=states.ApiState(state) if role == states.Role.API else states.WorkerState(state),
                 detail=DETAILS.get(state, f"{state} {args.model}"),
                 in_flight=args.in_flight,
                 queued=args.queued,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from npu_worker.config_load import load_config
 from npu_worker.logs import setup_logging
-from npu_worker.protocol import Role
+from npu_worker.states import Role
 from supervisor.supervise import Supervisor
 
 FAKE_CHILD = Path(__file__).resolve().parent / "fake_child.py"

@@ -14,7 +14,8 @@ from npu_worker.backend import Message, Placement, ReleaseScope, SamplingParams,
 from npu_worker.clip_work import EmbedJob
 from npu_worker.engine import Step
 from npu_worker.generation import GenerateJob
-from npu_worker.protocol import Embeddings, Error, Final, Limits, Token, WorkerState
+from npu_worker.protocol import Embeddings, Error, Final, Limits, Token
+from npu_worker.states import WorkerState
 
 
 def generation(rid: str, timeout_s: float = 60.0) -> GenerateJob:

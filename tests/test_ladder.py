@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from npu_worker.config import ResourcesConfig, ThermalConfig
-from npu_worker.protocol import Rung
+from npu_worker.states import Rung
 from scheduler.conditions import ConditionTracker
 from scheduler.ladder import (
     Conditions,

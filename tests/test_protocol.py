@@ -11,7 +11,6 @@ from npu_worker.backend import ImagePart, Message, ModelInfo, SamplingParams, Te
 from npu_worker.protocol import (
     MESSAGES,
     Abort,
-    ApiState,
     Embed,
     Embeddings,
     Error,
@@ -21,22 +20,19 @@ from npu_worker.protocol import (
     Kind,
     Limits,
     Load,
-    NpuOwner,
     Ping,
     Placement,
     Pong,
     ProtocolError,
     Release,
     ReleaseScope,
-    Role,
-    Rung,
     Stats,
     StatsRequest,
     Status,
     Token,
     Wire,
-    WorkerState,
 )
+from npu_worker.states import ApiState, NpuOwner, Role, Rung, WorkerState
 
 CAPS = frozenset({"embed"})
 IMAGE = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from api.metrics import Metrics
-from npu_worker.protocol import ApiState, NpuOwner, Role, Rung, Status, WorkerState
+from npu_worker.protocol import Status
+from npu_worker.states import ApiState, NpuOwner, Role, Rung, WorkerState
 from scheduler.driver import Snapshot
 from scheduler.ladder import Allowance, Ladder
 from scheduler.policy import Figures, Phase, Policy

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from npu_worker.backend import ReleaseScope
-from npu_worker.protocol import NpuOwner, WorkerState
+from npu_worker.states import NpuOwner, WorkerState
 from scheduler.policy import (
     Action,
     ActionKind,

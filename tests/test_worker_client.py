@@ -22,18 +22,8 @@ from api.worker_client import WorkerClient
 from npu_worker import protocol
 from npu_worker.backend import Finish, Message, Placement, SamplingParams, TextPart
 from npu_worker.config import Config, ModelConfig, SchedulerConfig
-from npu_worker.protocol import (
-    Abort,
-    Error,
-    Final,
-    Generate,
-    Heartbeat,
-    Load,
-    Release,
-    Token,
-    Wire,
-    WorkerState,
-)
+from npu_worker.protocol import Abort, Error, Final, Generate, Heartbeat, Load, Release, Token, Wire
+from npu_worker.states import WorkerState
 from scheduler.driver import Scheduler
 
 WAIT_S = 10.0
