@@ -38,15 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from npu_worker.states import WorkerState  # noqa: E402
-from scheduler.policy import (  # noqa: E402
-    ActionKind,
-    Demand,
-    Observation,
-    OllamaView,
-    Policy,
-    Settings,
-    TurnPolicy,
-)
+from scheduler.policy import TurnPolicy  # noqa: E402
+from scheduler.turn_types import ActionKind, Demand, Observation, OllamaView, Policy, Settings  # noqa: E402
 
 DAY_S = 24 * 3600.0
 WAKE_S, SLEEP_S = 7 * 3600.0, 23 * 3600.0  # chat sessions happen while people are up

@@ -34,7 +34,8 @@ from scheduler.conditions import Seen
 from scheduler.guard import Guard
 from scheduler.ladder import Ladder
 from scheduler.ollama import OllamaClient
-from scheduler.policy import (
+from scheduler.policy import TurnPolicy
+from scheduler.turn_types import (
     Action,
     ActionKind,
     Demand,
@@ -44,7 +45,6 @@ from scheduler.policy import (
     Phase,
     Policy,
     Settings,
-    TurnPolicy,
 )
 
 log = logging.getLogger("scheduler")

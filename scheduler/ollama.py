@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from npu_worker.logs import log_event
-from scheduler.policy import OllamaView
+from scheduler.turn_types import OllamaView
 
 log = logging.getLogger("scheduler.ollama")
 

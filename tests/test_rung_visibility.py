@@ -14,7 +14,7 @@ from npu_worker.protocol import Status
 from npu_worker.states import ApiState, NpuOwner, Role, Rung, WorkerState
 from scheduler.driver import Snapshot
 from scheduler.ladder import Allowance, Ladder
-from scheduler.policy import Figures, Phase, Policy
+from scheduler.turn_types import Figures, Phase, Policy
 from supervisor.children import Child
 from supervisor.restarts import RestartPolicy, RestartTracker
 from supervisor.status import status_line

@@ -15,7 +15,7 @@ from ollama_testkit import MODEL, RunningOllama, endless_llm_hef
 
 from scheduler.drain import DrainRate
 from scheduler.ollama import OllamaClient, OllamaError
-from scheduler.policy import OllamaView
+from scheduler.turn_types import OllamaView
 
 
 @pytest.fixture(params=["5.1.1", "5.3.0"])

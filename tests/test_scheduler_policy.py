@@ -8,17 +8,8 @@ import pytest
 
 from npu_worker.backend import ReleaseScope
 from npu_worker.states import NpuOwner, WorkerState
-from scheduler.policy import (
-    Action,
-    ActionKind,
-    Demand,
-    Observation,
-    OllamaView,
-    Phase,
-    Policy,
-    Settings,
-    TurnPolicy,
-)
+from scheduler.policy import TurnPolicy
+from scheduler.turn_types import Action, ActionKind, Demand, Observation, OllamaView, Phase, Policy, Settings
 
 IDLE = OllamaView(reachable=True)
 HOLDING = OllamaView(reachable=True, models=("qwen2.5:1.5b",))
