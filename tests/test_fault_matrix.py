@@ -42,6 +42,14 @@ def _serves(service: Service) -> bool:
     return service.http.post("/v1/chat/completions", json=SHORT).status_code == 200
 
 
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie its parent has not reaped yet (it may be reaped while we look)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _stream_until_first_token(service: Service, client: httpx.Client) -> Any:
     """A long streamed generation, read until its first token; the open stream is returned."""
     stream = client.send(client.build_request("POST", "/v1/chat/completions", json=LONG), stream=True)
@@ -63,7 +71,7 @@ def test_a_stopped_worker_is_noticed_its_stream_ends_503_and_it_is_restarted(tmp
             stream.close()
         error = json.loads(rest[-1][6:])["error"]
         assert error["code"] == "worker_unavailable"
-        wait_until(lambda: not psutil.pid_exists(worker) or psutil.Process(worker).status() == "zombie")
+        wait_until(lambda: _dead(worker))
         service.wait_ready()
         assert _serves(service) and _health(service)["worker_restarts"] == 1
         assert "event=child_silent role=worker" in service.logs()
