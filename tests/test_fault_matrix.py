@@ -104,11 +104,7 @@ def test_a_killed_supervisor_takes_its_children_along_and_frees_the_port(tmp_pat
         service.process.kill()
         service.process.wait()
 
-        def gone() -> bool:
-            alive = [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-            return not alive
-
-        wait_until(gone, timeout_s=2.0)
+        wait_until(lambda: all(_dead(p) for p in children), timeout_s=2.0)
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", service.port))
