@@ -124,7 +124,7 @@ def status_document(services: Services, version: str) -> dict[str, Any]:
             "state": service_state(services),
             "version": version,
             "uptime_s": round(time.monotonic() - services.started, 1),
-            "pid": os.getpid(),
+            "pid": os.getppid(),  # the supervisor's: systemd's MainPID, what `systemctl status` shows
             "listen": f"{api.host}:{api.port}",
             "worker_restarts": services.worker.restarts,
             "backend": view.backend or services.config.backend,

@@ -25,6 +25,7 @@ def test_status_of_a_ready_service(service: Service) -> None:
     assert "clip-demo (clip) cpu" in result.stdout
     document = json.loads(run("status", "--url", service.base_url, "--json").stdout)
     assert document["schema"] == 1 and document["service"]["state"] == "ready"
+    assert document["service"]["pid"] == service.process.pid  # the supervisor's, as systemd shows it
     assert {m["id"] for m in document["models"]} >= {"qwen2-vl-demo", "clip-demo"}
 
 
