@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import psutil
 from starlette.requests import Request
 
 from api.metrics import Metrics
@@ -15,6 +17,16 @@ from api.worker_client import WorkerClient
 from npu_worker.config import Config
 from npu_worker.states import ApiState
 from scheduler.driver import Scheduler
+
+
+def service_started() -> float:
+    """When the service started, on the monotonic clock: its supervisor's start (the API's parent), so
+    a restarted API does not reset the uptime that /health and hailo-visionctl show."""
+    now = time.monotonic()
+    try:
+        return now - max(0.0, time.time() - psutil.Process(os.getppid()).create_time())
+    except psutil.Error:
+        return now
 
 
 @dataclass
@@ -26,7 +38,7 @@ class Services:
     scheduler: Scheduler
     metrics: Metrics = field(default_factory=Metrics)
     recent: RecentRequests = field(default_factory=RecentRequests)
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=service_started)
     api_keys: frozenset[str] = frozenset()
     state: ApiState = ApiState.STARTING
     in_flight: int = 0

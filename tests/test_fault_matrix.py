@@ -82,6 +82,7 @@ def test_a_stopped_worker_is_noticed_its_stream_ends_503_and_it_is_restarted(tmp
 def test_a_killed_api_closes_its_connections_and_is_restarted(tmp_path: Path) -> None:
     service = Service(tmp_path, {"clip": {"enabled": False}}).wait_ready()
     try:
+        up_before = _health(service)["uptime_seconds"]
         with httpx.Client(base_url=service.base_url, timeout=60) as client:
             stream, lines = _stream_until_first_token(service, client)
             os.kill(service.child_pid("api.main"), signal.SIGKILL)
@@ -92,6 +93,7 @@ def test_a_killed_api_closes_its_connections_and_is_restarted(tmp_path: Path) ->
             stream.close()
         service.wait_ready()
         assert _serves(service)
+        assert _health(service)["uptime_seconds"] >= up_before  # the service's uptime, not the new API's
     finally:
         service.stop()
 
