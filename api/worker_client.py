@@ -20,15 +20,15 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import zmq
 import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from api.errors import APIError
+from api.worker_view import WorkerView
 from npu_worker import protocol
-from npu_worker.backend import ModelInfo, Placement, ReleaseScope
+from npu_worker.backend import ReleaseScope
 from npu_worker.logs import log_event
 from npu_worker.protocol import (
     ERROR_STATUS,
@@ -66,45 +66,6 @@ Result = Token | Final | Embeddings  # what a request's stream yields; an Error 
 class _Stream:
     epoch: str
     queue: asyncio.Queue[Result | Error | APIError] = field(default_factory=asyncio.Queue)
-
-
-@dataclass
-class WorkerView:
-    """What the API knows of the current worker, from its heartbeats (`beat` is None before the
-    first heartbeat of the current worker)."""
-
-    epoch: str | None = None
-    detail: str = "waiting for the NPU worker to start"
-    beat: Heartbeat | None = None
-    last_seen: float = 0.0
-
-    @property
-    def state(self) -> WorkerState | None:
-        return self.beat.state if self.beat is not None else None
-
-    @property
-    def models(self) -> tuple[ModelInfo, ...]:
-        return self.beat.models if self.beat is not None else ()
-
-    @property
-    def queued(self) -> int:
-        return self.beat.queued if self.beat is not None else 0
-
-    @property
-    def backend(self) -> str:
-        return self.beat.backend if self.beat is not None else ""
-
-    @property
-    def model_load_seconds(self) -> float:
-        return self.beat.model_load_seconds if self.beat is not None else 0.0
-
-    @property
-    def details(self) -> dict[str, Any]:
-        return self.beat.details if self.beat is not None else {}
-
-    @property
-    def clip_placement(self) -> Placement:
-        return self.beat.clip_placement if self.beat is not None else Placement.NONE
 
 
 async def _next_within(
