@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from npu_worker.protocol import Stats
 from npu_worker.states import NpuOwner, Rung
-from scheduler.driver import Snapshot
+from scheduler.snapshot import Snapshot
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 BATCH_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64)

@@ -13,8 +13,8 @@ from typing import Any
 
 from api.services import Services
 from npu_worker.states import ApiState, Rung, ServiceState, WorkerState
-from scheduler.driver import Snapshot
 from scheduler.ladder import MemoryLevel, ThermalLevel
+from scheduler.snapshot import Snapshot
 
 STATUS_SCHEMA = 1
 

@@ -22,7 +22,6 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from npu_worker.backend import Placement, ReleaseScope
@@ -30,20 +29,18 @@ from npu_worker.config import Config
 from npu_worker.logs import log_event
 from npu_worker.protocol import Heartbeat, Limits
 from npu_worker.states import NpuOwner, WorkerState
-from scheduler.conditions import Seen
 from scheduler.guard import Guard
 from scheduler.ladder import Ladder
 from scheduler.ollama import OllamaClient
 from scheduler.policy import TurnPolicy
+from scheduler.snapshot import Snapshot
 from scheduler.turn_types import (
     Action,
     ActionKind,
     Demand,
-    Figures,
     Observation,
     OllamaView,
     Phase,
-    Policy,
     Settings,
 )
 
@@ -90,43 +87,6 @@ class DeviceControl(Protocol):
     async def send_limits(self, limits: Limits) -> None: ...
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """The scheduler as /health, /metrics, /admin/status and STATUS= show it."""
-
-    policy: Policy
-    phase: Phase
-    reason: str
-    owner: NpuOwner
-    owner_since_s: float  # seconds ago
-    owner_reason: str
-    waiting: int  # vision work waiting for the device
-    in_flight: int
-    door_waiting: int  # hailo-ollama work at the door waiting for its turn
-    door_in_flight: int
-    figures: Figures
-    release_in_s: float | None
-    ollama_url: str
-    ollama: OllamaView | None  # None: no hailo-ollama configured
-    ladder: Ladder
-    seen: Seen | None  # the last sensor readings and levels (None before the first)
-
-
-def settings_from(config: Config, uses_device: bool) -> Settings:
-    s = config.scheduler
-    return Settings(
-        policy=Policy(s.policy),
-        uses_device=uses_device,
-        persistent=config.model.persistent,
-        ollama_configured=bool(s.ollama_url),
-        ollama_shares_device=s.ollama_shares_device,
-        idle_release_s=s.vlm_idle_release_s,
-        min_residency_s=s.min_residency_s,
-        max_wait_s=s.max_wait_s,
-        ollama_demand_visible=s.ollama_clients == "door",
-    )
-
-
 class Scheduler:
     def __init__(
         self,
@@ -139,7 +99,7 @@ class Scheduler:
         self.control = control
         self.ollama = ollama
         self.clock = clock
-        self.policy = TurnPolicy(settings_from(config, uses_device=config.backend == "hailo"), clock())
+        self.policy = TurnPolicy(Settings.from_config(config), clock())
         self.worker: WorkerState | None = None
         self.clip_placement = Placement.NONE
         self.guard = Guard(config, self._wake_up)

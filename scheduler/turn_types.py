@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 
 from npu_worker.backend import ReleaseScope
+from npu_worker.config import Config
 from npu_worker.states import WorkerState
 
 
@@ -61,6 +62,21 @@ class Settings:
     # VLM is then given back only when hailo-ollama work waits (not on mere idleness), and taken back
     # once hailo-ollama has been idle for idle_release_s.
     ollama_demand_visible: bool = False
+
+    @classmethod
+    def from_config(cls, config: Config) -> Settings:
+        s = config.scheduler
+        return cls(
+            policy=Policy(s.policy),
+            uses_device=config.backend == "hailo",
+            persistent=config.model.persistent,
+            ollama_configured=bool(s.ollama_url),
+            ollama_shares_device=s.ollama_shares_device,
+            idle_release_s=s.vlm_idle_release_s,
+            min_residency_s=s.min_residency_s,
+            max_wait_s=s.max_wait_s,
+            ollama_demand_visible=s.ollama_clients == "door",
+        )
 
 
 @dataclass(frozen=True)

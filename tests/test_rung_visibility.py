@@ -12,8 +12,8 @@ import pytest
 from api.metrics import Metrics
 from npu_worker.protocol import Status
 from npu_worker.states import ApiState, NpuOwner, Role, Rung, WorkerState
-from scheduler.driver import Snapshot
 from scheduler.ladder import Allowance, Ladder
+from scheduler.snapshot import Snapshot
 from scheduler.turn_types import Figures, Phase, Policy
 from supervisor.children import Child
 from supervisor.restarts import RestartPolicy, RestartTracker
