@@ -18,15 +18,23 @@ as soon as two requests meet, the waiting resumes.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import Literal
 
-Action = Literal["clip", "token", "start", "wait", "idle"]
+
+class Next(enum.Enum):
+    """What the compute thread should do about CLIP and generation work."""
+
+    CLIP = "clip"  # run a CLIP batch now
+    TOKEN = "token"  # pull the running generation's next token  # noqa: S105 - not a secret
+    START = "start"  # start the next queued generation
+    WAIT = "wait"  # a CLIP batch is gathering: wait `wait_s`
+    IDLE = "idle"  # nothing to do
 
 
 @dataclass(frozen=True)
 class Decision:
-    action: Action
+    action: Next
     wait_s: float = 0.0
 
 
@@ -54,12 +62,12 @@ def next_step(state: WorkState, max_batch: int, batch_wait_s: float) -> Decision
             or alone_again
         )
         if due:
-            return Decision("clip")
+            return Decision(Next.CLIP)
         if state.generating:
-            return Decision("token")
-        return Decision("wait", batch_wait_s - waited)
+            return Decision(Next.TOKEN)
+        return Decision(Next.WAIT, batch_wait_s - waited)
     if state.generating:
-        return Decision("token")
+        return Decision(Next.TOKEN)
     if state.generations_queued:
-        return Decision("start")
-    return Decision("idle")
+        return Decision(Next.START)
+    return Decision(Next.IDLE)

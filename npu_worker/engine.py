@@ -16,7 +16,6 @@ drive the loop that way, without a thread and without sleeping.
 from __future__ import annotations
 
 import collections
-import enum
 import logging
 import math
 import threading
@@ -33,7 +32,7 @@ from npu_worker.backend import (
     Placement,
     ReleaseScope,
 )
-from npu_worker.batching import WorkState, next_step
+from npu_worker.batching import Next, WorkState, next_step
 from npu_worker.clip_work import ClipWork, EmbedJob, take_batch
 from npu_worker.config import Config
 from npu_worker.device_turn import DeviceTurn
@@ -41,26 +40,12 @@ from npu_worker.generation import GenerateJob, Generation
 from npu_worker.logs import log_event
 from npu_worker.protocol import Error, Limits, Wire
 from npu_worker.states import WorkerState
-from npu_worker.step_watch import StepWatch
+from npu_worker.step_watch import Step, StepWatch
 from npu_worker.text_cache import TextEmbeddingCache, cache_path
 
 log = logging.getLogger("npu_worker.engine")
 
 Emit = Callable[[Wire], None]
-
-
-class Step(enum.Enum):
-    """What the compute thread does next."""
-
-    STOP = "stop"
-    RELEASE = "release"
-    LOAD = "load"
-    CLIP = "clip"
-    START = "start"
-    TOKEN = "token"  # noqa: S105 - a generated token, not a secret
-    PREPARE_PROMPTS = "prepare_prompts"
-    SAVE_CACHE = "save_cache"
-    WAIT = "wait"
 
 
 @dataclass
@@ -295,16 +280,16 @@ class Engine:
             self.max_batch,
             self.batch_wait_s,
         )
-        if decision.action == "clip":
+        if decision.action == Next.CLIP:
             return Step.CLIP, 0.0
-        if decision.action == "start":
+        if decision.action == Next.START:
             pause_left = self._generation_ended + self.generation_pause_s - now
             if pause_left <= 0:
                 return Step.START, 0.0
             due.append(pause_left)
-        if decision.action == "token":
+        if decision.action == Next.TOKEN:
             return Step.TOKEN, 0.0
-        if decision.action == "wait":
+        if decision.action == Next.WAIT:
             if any(job.prompts is None for job in self._clip_jobs):
                 return Step.PREPARE_PROMPTS, 0.0  # use the wait: the prompts are ready when it runs
             due.append(decision.wait_s)

@@ -9,20 +9,34 @@ whole request's time) means stuck: the worker exits and is restarted.
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import Callable, Iterator, Mapping
-from enum import Enum
+
+
+class Step(enum.Enum):
+    """What the compute thread does next."""
+
+    STOP = "stop"
+    RELEASE = "release"
+    LOAD = "load"
+    CLIP = "clip"
+    START = "start"
+    TOKEN = "token"  # noqa: S105 - a generated token, not a secret
+    PREPARE_PROMPTS = "prepare_prompts"
+    SAVE_CACHE = "save_cache"
+    WAIT = "wait"
 
 
 class StepWatch:
-    def __init__(self, clock: Callable[[], float], bound_s: float, bounds: Mapping[Enum, float]) -> None:
+    def __init__(self, clock: Callable[[], float], bound_s: float, bounds: Mapping[Step, float]) -> None:
         self.clock = clock
         self.bound_s = bound_s
         self.bounds = bounds
         self._started: float | None = None
-        self._step: Enum | None = None
+        self._step: Step | None = None
 
     @contextlib.contextmanager
-    def running(self, step: Enum) -> Iterator[None]:
+    def running(self, step: Step) -> Iterator[None]:
         self._started, self._step = self.clock(), step
         try:
             yield

@@ -9,8 +9,7 @@ from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
 from hailo_double_tools import make_clip_hef, make_vlm_hef
 from service import Service, image_data_url, wait_until
 
-from npu_worker.engine import Step
-from npu_worker.step_watch import StepWatch
+from npu_worker.step_watch import Step, StepWatch
 
 
 def test_a_step_past_its_bound_is_reported_with_what_it_was_doing() -> None:

@@ -12,10 +12,10 @@ from engine_testkit import Clock, ScriptedBackend, make_engine
 
 from npu_worker.backend import Message, Placement, ReleaseScope, SamplingParams, TextPart
 from npu_worker.clip_work import EmbedJob
-from npu_worker.engine import Step
 from npu_worker.generation import GenerateJob
 from npu_worker.protocol import Embeddings, Error, Final, Limits, Token
 from npu_worker.states import WorkerState
+from npu_worker.step_watch import Step
 
 
 def generation(rid: str, timeout_s: float = 60.0) -> GenerateJob:
