@@ -218,6 +218,10 @@ class Backend(Protocol):
     def unload(self) -> None:
         """Release everything (the process stops)."""
 
+    def limit_kept_contexts(self, share: float) -> None:
+        """Keep at most `share` (0..1) of inference.context_reuse_* for follow-up turns, from now on
+        and across loads (the degradation ladder's word under memory pressure); what is over goes now."""
+
     def describe(self) -> list[ModelInfo]:
         """The served models, whether or not on the device right now (the VLM once it has been
         loaded gives its full facts; before, its id and kind)."""

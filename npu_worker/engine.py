@@ -87,6 +87,7 @@ class Engine:
         self.batch_wait_s = clip.batch_wait_ms / 1000.0
         self.text_cache_bytes = int(clip.text_cache_mb * 2**20)
         self.generation_pause_s = 0.0  # the degradation ladder's pause between two generations
+        self.context_share = self._context_share_applied = 1.0  # the ladder's share of kept contexts
         self._generation_ended = -math.inf
         self._generations: collections.deque[GenerateJob] = collections.deque()
         self._clip_jobs: list[EmbedJob] = []
@@ -133,19 +134,21 @@ class Engine:
             self._wake.notify()
 
     def apply_limits(self, limits: Limits) -> None:
-        """What the degradation ladder allows now: CLIP batch size, pause, text cache share."""
+        """What the degradation ladder allows now: CLIP batch size, pause, the caches' share (the text
+        cache here; the backend's kept contexts on the compute thread, the backend's only caller)."""
         with self._wake:
             self.max_batch = self.clip.max_batch = max(1, limits.max_batch)
             self.generation_pause_s = limits.generation_pause_s
-            self.cache.resize(int(self.text_cache_bytes * limits.text_cache_share))
+            self.cache.resize(int(self.text_cache_bytes * limits.cache_share))
+            self.context_share = limits.cache_share
             self._wake.notify()
-        share = limits.text_cache_share
+        share = limits.cache_share
         log_event(
             log,
             "limits_applied",
             max_batch=limits.max_batch,
             pause_s=limits.generation_pause_s,
-            text_cache_share=share,
+            cache_share=share,
         )
 
     def refusal(self, job: GenerateJob | EmbedJob) -> tuple[str, str] | None:
@@ -257,6 +260,8 @@ class Engine:
         """Under the lock: the next step, or WAIT with how long until something is due."""
         if self._stopping:
             return Step.STOP, 0.0
+        if self.context_share != self._context_share_applied:
+            return Step.LIMIT_CONTEXTS, 0.0
         now = self.clock()
         pending = self._active is not None or bool(self._generations) or bool(self._clip_jobs)
         if self.device.release_due(pending):
@@ -325,6 +330,10 @@ class Engine:
                 self.clip.prepare(job)
         elif step == Step.SAVE_CACHE:
             self._save_cache()
+        elif step == Step.LIMIT_CONTEXTS:
+            share = self.context_share
+            self.backend.limit_kept_contexts(share)
+            self._context_share_applied = share
 
     def _advance(self) -> None:
         active = self._active

@@ -45,7 +45,7 @@ from npu_worker.backend import (
 )
 from npu_worker.states import ApiState, NpuOwner, Role, Rung, WorkerState
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4  # 4: Limits.cache_share (was text_cache_share) also bounds kept contexts
 
 
 class Kind(StrEnum):
@@ -241,12 +241,13 @@ class Release(Wire):
 @dataclass(frozen=True)
 class Limits(Wire):
     """What the degradation ladder allows the worker now: CLIP images per batch, a pause between two
-    generations, and the share of the text cache it may keep."""
+    generations, and the share of its caches it may keep (the CLIP text cache, and the contexts kept
+    for follow-up turns)."""
 
     KIND = Kind.LIMITS
     max_batch: int
     generation_pause_s: float
-    text_cache_share: float
+    cache_share: float
 
 
 @dataclass(frozen=True)

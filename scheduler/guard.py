@@ -102,4 +102,4 @@ class Guard:
         """What the worker is told: CLIP batch size, pause between generations, text cache share."""
         configured = self.config.resources.max_batch_size
         batch = min(configured, allowance.max_batch) if allowance.max_batch else configured
-        return Limits(batch, allowance.generation_pause_s, allowance.text_cache_share)
+        return Limits(batch, allowance.generation_pause_s, allowance.cache_share)

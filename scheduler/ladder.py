@@ -29,7 +29,7 @@ from npu_worker.states import Rung
 PRESSURE_SHARE = 0.9  # of memory_limit_mb
 MEMORY_FLOOR_MARGIN = 1.5  # x min_available_mb: below it, pressure
 MEMORY_HYSTERESIS = 0.05  # a memory level is left 5 % (of the limit, or the floor margin) back
-TEXT_CACHE_SHARE_UNDER_PRESSURE = 0.25
+CACHE_SHARE_UNDER_PRESSURE = 0.25
 # vcgencmd get_throttled bits: now (0-3); the same since boot are 16-19.
 THROTTLE_BITS = {0: "under-voltage", 1: "ARM frequency capped", 2: "throttled", 3: "soft temperature limit"}
 PAUSED_RETRY_S = 30.0
@@ -115,7 +115,7 @@ class Allowance:
     max_tokens: int | None = None
     max_batch: int | None = None  # None: resources.max_batch_size
     generation_pause_s: float = 0.0
-    text_cache_share: float = 1.0
+    cache_share: float = 1.0
     retry_after_s: float = PAUSED_RETRY_S
 
 
@@ -151,7 +151,7 @@ def climb(
             loads=False,
             cpu_fallback=False,
             generations=not critical,
-            text_cache_share=TEXT_CACHE_SHARE_UNDER_PRESSURE,
+            cache_share=CACHE_SHARE_UNDER_PRESSURE,
         )
     if seen.thermal == ThermalLevel.CRITICAL:
         rungs.append(Rung.PAUSED)

@@ -75,6 +75,9 @@ class ScriptedBackend:
     def unload(self) -> None:
         self.loaded = False
 
+    def limit_kept_contexts(self, share: float) -> None:
+        self.calls.append(f"kept_contexts:{share}")
+
     def describe(self) -> list[ModelInfo]:
         return [ModelInfo("vlm", "vlm", self.name), ModelInfo("clip", "clip", self.name, embedding_dim=DIM)]
 

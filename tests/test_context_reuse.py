@@ -121,6 +121,33 @@ def test_a_release_drops_the_kept_contexts() -> None:
     assert ask(lambda m, p: backend.generate(MODEL, m, p), follow)[1].cached_tokens == 0
 
 
+def test_memory_pressure_shrinks_the_kept_contexts_now_and_across_loads() -> None:
+    config = Config(
+        model=ModelConfig(path=MODEL_DIR, warmup=False),
+        clip=ClipConfig(enabled=False),
+        inference=InferenceConfig(context_reuse_entries=2, context_reuse_mb=64),
+    )
+    backend = OnnxBackend(config)
+    backend.load()
+
+    def generate(messages: list[Message], params: SamplingParams) -> Any:
+        return backend.generate(MODEL, messages, params)
+
+    conversation = opening(41)
+    answer, _ = ask(generate, conversation)
+    assert backend.vlm is not None and len(backend.vlm.contexts) == 1
+    backend.limit_kept_contexts(0.0)  # the ladder's word when memory is tight
+    assert len(backend.vlm.contexts) == 0
+    follow = then(conversation, answer, TextPart(sw.QUESTIONS["shape"]))
+    assert ask(generate, follow)[1].cached_tokens == 0 and len(backend.vlm.contexts) == 0
+    backend.release(ReleaseScope.VLM)
+    backend.load()  # the share holds across a load
+    assert backend.vlm is not None and backend.vlm.contexts.max_bytes == 0
+    backend.limit_kept_contexts(1.0)  # memory is back
+    answer, _ = ask(generate, conversation)
+    assert ask(generate, then(conversation, answer, TextPart(sw.QUESTIONS["shape"])))[1].cached_tokens > 0
+
+
 @pytest.fixture(scope="module")
 def client(service: Service) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{service.base_url}/v1", api_key="unused", max_retries=0)

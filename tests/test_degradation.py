@@ -198,7 +198,7 @@ def test_memory_pressure_shrinks_the_text_cache(tmp_path: Path) -> None:
         wait_until(
             lambda: service.http.get("/health").json()["scheduler"]["rung"] == "shedding", timeout_s=30
         )
-        wait_until(lambda: "text_cache_share=0.25" in service.logs(), timeout_s=30)
+        wait_until(lambda: "cache_share=0.25" in service.logs(), timeout_s=30)
         assert service.http.get("/health").json()["memory"]["level"] == "pressure"
     finally:
         service.stop()

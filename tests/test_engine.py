@@ -194,9 +194,11 @@ def test_the_ladders_limits_pause_between_generations_and_shrink_clip_batches() 
     engine, sent = make_engine(backend, clock, max_batch=4)
     engine.request_load("vision")
     engine.step()
-    engine.apply_limits(Limits(max_batch=2, generation_pause_s=0.5, text_cache_share=0.25))
+    engine.apply_limits(Limits(max_batch=2, generation_pause_s=0.5, cache_share=0.25))
     engine.submit(generation("g1"))
     engine.submit(generation("g2"))
+    assert engine.step()[0] == Step.LIMIT_CONTEXTS  # the backend is told on the compute thread
+    assert backend.calls[-1] == "kept_contexts:0.25"
     assert [engine.step()[0] for _ in range(2)] == [Step.START, Step.TOKEN]  # g1 runs and ends
     step, wait_s = engine.step()
     assert step == Step.WAIT and wait_s == pytest.approx(0.5)  # g2 waits out the pause

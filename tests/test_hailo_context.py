@@ -126,6 +126,23 @@ def test_an_unrelated_request_starts_clean_and_its_predecessor_is_saved_then_loa
     assert ask(loaded.generate, different)[1].cached_tokens == 0  # same text, another picture
 
 
+def test_memory_pressure_keeps_no_saved_context_on_the_host(loaded: HailoBackend) -> None:
+    """Only saved contexts take host memory: under the ladder's share none is saved or kept, while the
+    live context on the device still serves the follow-up that comes right after its question."""
+    first = [Message("user", (ImagePart(picture(1)), TextPart(sw.QUESTIONS["count"])))]
+    answer, _ = ask(loaded.generate, first)
+    loaded.limit_kept_contexts(0.25)  # 2 entries x 0.25: no saved context
+    other = [Message("user", (ImagePart(picture(2)), TextPart(sw.QUESTIONS["count"])))]
+    other_answer, _ = ask(loaded.generate, other)  # the first is not saved before it (it would be)
+    assert ask(loaded.generate, follow_up(other, other_answer, sw.QUESTIONS["shape"]))[1].cached_tokens > 0
+    assert ask(loaded.generate, follow_up(first, answer, sw.QUESTIONS["shape"]))[1].cached_tokens == 0
+    loaded.release(ReleaseScope.VLM)
+    loaded.load()  # the share holds across a load
+    assert loaded.vlm is not None and loaded.vlm.book.max_saved == 0
+    loaded.limit_kept_contexts(1.0)
+    assert loaded.vlm.book.max_saved == 2
+
+
 def test_a_release_drops_the_kept_context(loaded: HailoBackend) -> None:
     first = [Message("user", (ImagePart(picture(1)), TextPart(sw.QUESTIONS["count"])))]
     answer, _ = ask(loaded.generate, first)

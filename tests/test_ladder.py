@@ -114,7 +114,7 @@ def test_what_each_rung_allows() -> None:
         conditions(memory=MemoryLevel.PRESSURE, thermal=ThermalLevel.WARNING), 128, 2, 0.5
     ).allowance
     assert not shedding.loads and not shedding.cpu_fallback and shedding.generations
-    assert shedding.text_cache_share == 0.25 and shedding.max_tokens == 128  # both conditions apply
+    assert shedding.cache_share == 0.25 and shedding.max_tokens == 128  # both conditions apply
     clip_only = climb(conditions(memory=MemoryLevel.CRITICAL), 128, 2, 0.5).allowance
     assert not clip_only.generations and clip_only.inference
     paused = climb(conditions(thermal=ThermalLevel.CRITICAL), 128, 2, 0.5).allowance

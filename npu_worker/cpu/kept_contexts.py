@@ -116,5 +116,13 @@ class ContextStore:
         if self.entries < 1 or context.nbytes > self.max_bytes:
             return
         self._kept.append(context)
+        self._evict()
+
+    def resize(self, max_bytes: int) -> None:
+        """A new byte bound; the oldest go now until the kept caches fit it."""
+        self.max_bytes = max_bytes
+        self._evict()
+
+    def _evict(self) -> None:
         while len(self._kept) > self.entries or sum(k.nbytes for k in self._kept) > self.max_bytes:
             self._kept.popleft()

@@ -40,6 +40,7 @@ class OnnxBackend:
         self.vlm_info = ModelInfo(config.model.name, "vlm", self.name)  # full facts after a load
         self.clip: ClipRunner | None = None
         self.prepared = False
+        self.context_share = 1.0  # of inference.context_reuse_mb (the degradation ladder's word)
 
     def prepare(self) -> None:
         self.prepared = True
@@ -60,7 +61,7 @@ class OnnxBackend:
             threads=self.threads,
             context_length=model.context_length or None,
             kept_contexts=self.config.inference.context_reuse_entries,
-            kept_context_bytes=int(self.config.inference.context_reuse_mb * 2**20),
+            kept_context_bytes=self._kept_context_bytes(),
         )
         self.vlm_info = self.vlm.info
         if model.warmup:
@@ -70,6 +71,14 @@ class OnnxBackend:
         if self.vlm is not None:
             self.vlm.contexts.clear()  # nothing kept survives a release, even if the runner lived on
         self.vlm = None
+
+    def limit_kept_contexts(self, share: float) -> None:
+        self.context_share = share
+        if self.vlm is not None:
+            self.vlm.contexts.resize(self._kept_context_bytes())
+
+    def _kept_context_bytes(self) -> int:
+        return int(self.config.inference.context_reuse_mb * 2**20 * self.context_share)
 
     def unload(self) -> None:
         self.vlm = None

@@ -80,6 +80,7 @@ class HailoBackend:
         self.clip_text: ClipRunner | None = None  # CPU: text encoder, and image encoder when a fallback
         self.clip_info: ModelInfo | None = None
         self.thermometer: ChipThermometer | None = None
+        self.context_share = 1.0  # of inference.context_reuse_entries (the degradation ladder's word)
 
     def prepare(self) -> None:
         """HailoRT, the HEF paths and the CPU side of CLIP: everything that can fail without the device."""
@@ -141,6 +142,7 @@ class HailoBackend:
                     self.config.inference.context_reuse_entries,
                 )
                 self.vlm_info = self.vlm.info
+                self.vlm.book.limit_saved(self._saved_contexts())
                 if model.warmup:
                     warm_up(self.vlm.generate)
             if self.clip_text is not None and self.clip_images is None:
@@ -162,6 +164,15 @@ class HailoBackend:
             timeout_s=self.config.hailo.read_timeout_s,
             failures=self.failures,
         )
+
+    def limit_kept_contexts(self, share: float) -> None:
+        """Only the saved contexts take host memory (the live one is on the device): fewer of them."""
+        self.context_share = share
+        if self.vlm is not None:
+            self.vlm.book.limit_saved(self._saved_contexts())
+
+    def _saved_contexts(self) -> int:
+        return int(self.config.inference.context_reuse_entries * self.context_share)
 
     def release(self, scope: ReleaseScope) -> None:
         """Release the VLM (its KV cache is what hailo-ollama needs), and with DEVICE the CLIP encoder

@@ -69,6 +69,7 @@ class Plan:
 class ContextBook:
     def __init__(self, entries: int, save_min_tokens: int, can_save: bool) -> None:
         self.entries = entries
+        self.max_saved = entries  # saved contexts kept on the host (fewer under memory pressure)
         self.save_min_tokens = save_min_tokens if can_save else 0
         self.held: Held | None = None  # what the device context stands for now; None: unknown
         self._saved: collections.deque[tuple[Held, bytes]] = collections.deque()
@@ -78,7 +79,8 @@ class ContextBook:
         held = self.held if self.entries > 0 else None
         if held is not None and held.continued_by(text, media):
             return Plan(held)
-        save = held if held is not None and 0 < self.save_min_tokens <= held.tokens else None
+        saves = self.max_saved > 0 and held is not None and 0 < self.save_min_tokens <= held.tokens
+        save = held if saves else None
         for saved, blob in reversed(self._saved):
             if saved.continued_by(text, media):
                 self._saved.remove((saved, blob))
@@ -88,7 +90,15 @@ class ContextBook:
     def saved(self, held: Held, blob: bytes) -> None:
         """Keep a saved context; the oldest go first past the entry bound."""
         self._saved.append((held, blob))
-        while len(self._saved) > self.entries:
+        self._evict()
+
+    def limit_saved(self, count: int) -> None:
+        """Keep at most `count` saved contexts on the host from now on; the oldest go now."""
+        self.max_saved = count
+        self._evict()
+
+    def _evict(self) -> None:
+        while len(self._saved) > self.max_saved:
             self._saved.popleft()
 
     def forget(self) -> None:
