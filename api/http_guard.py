@@ -15,6 +15,7 @@ answer, nor a body sent after its early answer. Here:
 - a body still arriving after its answer (413 from the declared length, 401, ...) is read and thrown
   away up to `api.max_body_bytes` more bytes within `api.header_timeout_s`, then the connection closes:
   a client that sends its whole body before reading (Python's urllib) gets its answer, not a reset.
+Each connection closed this way is counted by reason (`hailo_vision_connections_closed`) and logged.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from api.metrics import Metrics
 from npu_worker.config import ApiConfig
 from npu_worker.logs import log_event
 
@@ -46,6 +48,7 @@ SEND_BUFFER_BYTES = 32 * 1024
 class GuardedHttpTools(HttpToolsProtocol):
     limits: ClassVar[ApiConfig] = ApiConfig()  # set by `guarded_protocol`, with its own registry:
     idle: ClassVar[dict[GuardedHttpTools, float]] = {}  # connections between requests -> since when
+    metrics: ClassVar[Metrics]  # counts each connection closed here, by reason
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -80,6 +83,7 @@ class GuardedHttpTools(HttpToolsProtocol):
                 continue  # its request came and waits for a busy loop: closing it would lose it
             open_now = len(self.connections)
             log_event(log, "idle_connection_closed", client=candidate._peer(), connections=open_now)
+            self.metrics.connection_closed("idle_evicted")
             candidate._forget()
             candidate.transport.close()
             return
@@ -131,6 +135,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._drain_left -= len(data)
             if self._drain_left < 0:
                 self.transport.close()  # more body than we throw away: the client loses its answer
+                self.metrics.connection_closed("body_over_drain")
                 return
         super().data_received(data)
         if self._head_timer is not None and not self.transport.is_closing():
@@ -144,6 +149,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:
             if self._head_bytes == 0 and self.cycle is None:
                 self.transport.close()  # connected and never said anything: no answer is owed
+                self.metrics.connection_closed("silent")
                 return
             timeout = self.limits.header_timeout_s
             self._refuse(408, f"the request head did not arrive within {timeout:g} s", "request_timeout")
@@ -155,6 +161,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         head = b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n"
         self.transport.write(STATUS_LINE[status] + head % len(body) + body)
         self.transport.close()
+        self.metrics.connection_closed(code)
         log_event(log, "request_refused", logging.WARNING, status=status, code=code, client=self._peer())
 
     # --- an answer sent before its body was read ----------------------------------------------------
@@ -201,6 +208,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._send_timer = None
         seconds = self.limits.send_timeout_s
         log_event(log, "client_not_reading", logging.WARNING, client=self._peer(), s=seconds)
+        self.metrics.connection_closed("client_not_reading")
         self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -215,6 +223,6 @@ class GuardedHttpTools(HttpToolsProtocol):
         return f"{self.client[0]}:{self.client[1]}" if self.client else "?"
 
 
-def guarded_protocol(limits: ApiConfig) -> type[GuardedHttpTools]:
+def guarded_protocol(limits: ApiConfig, metrics: Metrics) -> type[GuardedHttpTools]:
     """The protocol class uvicorn instantiates per connection, with this service's limits."""
-    return type("GuardedHttpTools", (GuardedHttpTools,), {"limits": limits, "idle": {}})
+    return type("GuardedHttpTools", (GuardedHttpTools,), {"limits": limits, "idle": {}, "metrics": metrics})

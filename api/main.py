@@ -128,7 +128,7 @@ async def serve(config: Config, runtime_dir: Path) -> None:
             app,
             host=api.host,
             port=api.port,
-            http=guarded_protocol(api),
+            http=guarded_protocol(api, app.state.services.metrics),
             timeout_keep_alive=api.keep_alive_s,
             log_config=None,
             access_log=False,

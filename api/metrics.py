@@ -61,6 +61,12 @@ class Metrics:
             "hailo_vision_worker_restarts", "NPU worker restarts seen by this API process", registry=r
         )
         self._restarts_counted = 0
+        self.connections_closed = Counter(
+            "hailo_vision_connections_closed",
+            "Connections the server closed on its own (api/http_guard.py), by reason",
+            ["reason"],
+            registry=r,
+        )
         self.worker_up = Gauge("hailo_vision_worker_up", "1 when the NPU worker's model is ready", registry=r)
         self.model_load = Gauge(
             "hailo_vision_model_load_seconds", "Seconds the worker took to load its models", registry=r
@@ -122,6 +128,9 @@ class Metrics:
         self.clip_gauges = {
             field: Gauge(name, help_text, registry=r) for field, (name, help_text) in CLIP_STATS.items()
         }
+
+    def connection_closed(self, reason: str) -> None:
+        self.connections_closed.labels(reason).inc()
 
     def observe_scheduler(self, snapshot: Snapshot) -> None:
         for owner in NpuOwner:

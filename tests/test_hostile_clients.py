@@ -59,6 +59,13 @@ def _status_and_code(answer: bytes) -> tuple[int, str]:
     return int(head.split()[1]), json.loads(body)["error"]["code"]
 
 
+def _closed(service: Service, reason: str) -> float:
+    """hailo_vision_connections_closed_total{reason=...} as /metrics shows it now."""
+    prefix = f'hailo_vision_connections_closed_total{{reason="{reason}"}} '
+    lines = [line for line in service.http.get("/metrics").text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
 def _still_serves(service: Service) -> None:
     assert service.http.post("/v1/chat/completions", json=CHAT).status_code == 200
 
@@ -79,6 +86,7 @@ def test_a_trickled_head_is_cut_at_its_deadline_while_others_are_served(guarded:
         slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
         _still_serves(guarded)
         assert _status_and_code(_answer(slow)) == (408, "request_timeout")
+    assert _closed(guarded, "request_timeout") >= 1
 
 
 def test_a_head_without_end_is_cut_off_with_431(guarded: Service) -> None:
@@ -89,6 +97,7 @@ def test_a_head_without_end_is_cut_off_with_431(guarded: Service) -> None:
         with contextlib.suppress(ConnectionResetError):  # closed with the flood unread: a reset
             assert _status_and_code(_answer(endless)) == (431, "header_too_large")
     wait_until(lambda: "event=request_refused status=431" in guarded.logs())
+    assert _closed(guarded, "header_too_large") >= 1
     _still_serves(guarded)
 
 
@@ -114,7 +123,7 @@ def test_idle_connections_by_the_hundred_neither_lock_others_out_nor_grow_memory
             statuses.add(int(_one_answer(connection).split()[1]))
         assert statuses <= {200, 503} and 200 in statuses
         wait_until(lambda: _serves(guarded), timeout_s=10)  # the idle ones make room
-        assert "event=idle_connection_closed" in guarded.logs()
+        assert "event=idle_connection_closed" in guarded.logs() and _closed(guarded, "idle_evicted") >= 1
         assert api.memory_info().rss - before < 16 * 2**20
     finally:
         for connection in idle:
@@ -143,6 +152,7 @@ def test_a_stream_nobody_reads_is_cut_off_and_its_generation_stopped(guarded: Se
     with _connect(guarded, receive_buffer=4096) as deaf:
         deaf.sendall(head.encode() + body)
         wait_until(lambda: "client_not_reading" in guarded.logs(), timeout_s=60)
+    assert _closed(guarded, "client_not_reading") >= 1
     wait_until(lambda: _health(guarded)["in_flight"] == 0, timeout_s=30)
     _still_serves(guarded)
 
