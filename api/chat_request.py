@@ -26,6 +26,7 @@ MAX_STOP_SEQUENCES = 4
 Temperature = Annotated[float, Field(ge=0, le=2, description="0..2; 0 = greedy")]
 TopP = Annotated[float, Field(ge=0, le=1, description="Nucleus sampling mass")]
 Penalty = Annotated[float, Field(ge=-2, le=2, description="OpenAI semantics: additive on generated tokens")]
+REPETITION = "vLLM's extension: multiplicative over the prompt and answer's tokens; 1 = off"
 MaxTokens = Annotated[int, Field(ge=1, description="Capped by the room left in the context window")]
 
 
@@ -170,6 +171,7 @@ class ChatCompletionRequest(Body):
     seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] | None = None
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
+    repetition_penalty: Annotated[float, Field(gt=0, description=REPETITION)] | None = None
     n: Literal[1] | None = Field(None, description="Only 1 is supported")
     stream: bool | None = None
     stream_options: StreamOptions | None = None
@@ -205,6 +207,8 @@ class ChatCompletionRequest(Body):
             seed=self.seed,
             frequency_penalty=self.frequency_penalty or 0.0,
             presence_penalty=self.presence_penalty or 0.0,
+            repeat_penalty=self.repetition_penalty or 1.0,
+            repeat_last_n=-1,
             stop=stop,
             min_tokens=self.min_tokens or 0,
             json_schema=output_schema(self.response_format),

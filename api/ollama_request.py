@@ -76,15 +76,18 @@ Role = Annotated[
 ]
 
 
-NOT_APPLIED = "Accepted, not applied: no backend here has llama.cpp's penalties over the context"
+NOT_APPLIED = (
+    "Accepted, not applied: llama.cpp's additive penalties count the prompt, the CPU sampler's do not"
+)
 
 
 class OllamaOptions(Body):
     """Ollama's model options. The first group is applied; the rest is accepted and not applied (no
     backend here has the setting as llama.cpp means it, or it is the service's); unknown keys are
-    ignored. The penalties are among the rest: llama.cpp's count the prompt, the CPU sampler's (OpenAI's)
-    only the answer, the Hailo device's multiply; mapping one to another would change what clients asked
-    for (Frigate sends presence_penalty 0.3 and repeat_penalty 1.05 with every request)."""
+    ignored. repeat_penalty is applied as llama.cpp does (multiplicative, over the last repeat_last_n
+    tokens of prompt and answer; the Hailo device over the whole context); frequency_penalty and
+    presence_penalty are not: llama.cpp's count the prompt, the CPU sampler's (OpenAI's) only the answer,
+    and the device has none (Frigate sends presence_penalty 0.3 with every request)."""
 
     temperature: Annotated[float, Field(ge=0)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -94,9 +97,13 @@ class OllamaOptions(Body):
     stop: Stop | None = None
     frequency_penalty: float | None = Field(None, description=NOT_APPLIED)
     presence_penalty: float | None = Field(None, description=NOT_APPLIED)
-    repeat_penalty: float | None = Field(None, description=NOT_APPLIED)
+    repeat_penalty: (
+        Annotated[float, Field(gt=0, description="Multiplicative; 1 = off (the default here)")] | None
+    ) = None
+    repeat_last_n: (
+        Annotated[int, Field(ge=-1, description="Tokens repeat_penalty looks back; -1 = all")] | None
+    ) = None
     num_ctx: int | None = Field(None, description="Accepted, not applied: the model's window is used")
-    repeat_last_n: int | None = None
     min_p: float | None = None
     typical_p: float | None = None
     num_keep: int | None = None
@@ -225,6 +232,8 @@ class OllamaGeneration(Body):
             top_p=defaults.top_p if options.top_p is None else options.top_p,
             top_k=options.top_k or 0,
             seed=options.seed if options.seed is not None and options.seed >= 0 else None,
+            repeat_penalty=1.0 if options.repeat_penalty is None else options.repeat_penalty,
+            repeat_last_n=64 if options.repeat_last_n is None else options.repeat_last_n,
             stop=tuple(s for s in ([stop] if isinstance(stop, str) else stop or ()) if s),
             json_schema=schema_text(schema),
         )

@@ -86,6 +86,11 @@ class SamplingParams:
     seed: int | None = None
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    # llama.cpp's repetition penalty (Ollama's repeat_penalty, vLLM's repetition_penalty): the logit of
+    # each token among the last `repeat_last_n` of the prompt and answer is divided by it (multiplied
+    # when negative). 1.0 = off; repeat_last_n -1 = the whole context, 0 = off.
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
     stop: tuple[str, ...] = ()
     min_tokens: int = 0  # end-of-sequence suppressed until this many tokens (vLLM's extension)
     json_schema: str = ""  # structured output: the JSON Schema (as JSON text) the answer must meet

@@ -1,12 +1,14 @@
 """Choose the next token from a row of logits with OpenAI's sampling semantics, in plain numpy.
 
-Backend-independent so that every runner samples the same way: penalties over the tokens generated so
-far, then greedy (temperature 0) or temperature, top-k and top-p (nucleus) sampling with one seeded
-generator per request, so the same seed gives the same text.
+Backend-independent so that every runner samples the same way: OpenAI's additive penalties over the
+tokens generated so far and llama.cpp's multiplicative repetition penalty over the last tokens of the
+context, then greedy (temperature 0) or temperature, top-k and top-p (nucleus) sampling with one
+seeded generator per request, so the same seed gives the same text.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 
 import numpy as np
@@ -23,19 +25,35 @@ class TokenSampler:
     """The sampling state of one request: its random generator and the counts of generated tokens."""
 
     def __init__(
-        self, params: SamplingParams, end_ids: Iterable[int] = (), constraint: JsonConstraint | None = None
+        self,
+        params: SamplingParams,
+        end_ids: Iterable[int] = (),
+        constraint: JsonConstraint | None = None,
+        context: Iterable[int] = (),
     ) -> None:
+        """`context`: the prompt's token ids, which the repetition penalty counts too."""
         if not params.temperature >= 0:
             raise InvalidRequestError(f"temperature must be >= 0, got {params.temperature}", "temperature")
         if not 0 <= params.top_p <= 1:
             raise InvalidRequestError(f"top_p must be in [0, 1], got {params.top_p}", "top_p")
         if params.top_k < 0:
             raise InvalidRequestError(f"top_k must be >= 0, got {params.top_k}", "top_k")
+        if not params.repeat_penalty > 0:
+            raise InvalidRequestError(
+                f"repeat_penalty must be > 0, got {params.repeat_penalty}", "repeat_penalty"
+            )
+        if params.repeat_last_n < -1:
+            raise InvalidRequestError(
+                f"repeat_last_n must be >= -1, got {params.repeat_last_n}", "repeat_last_n"
+            )
         self.temperature = params.temperature
         self.top_p = params.top_p
         self.top_k = params.top_k
         self.frequency_penalty = params.frequency_penalty
         self.presence_penalty = params.presence_penalty
+        self.repeat_penalty = params.repeat_penalty if params.repeat_last_n != 0 else 1.0
+        window = None if params.repeat_last_n == -1 else max(params.repeat_last_n, 0)
+        self.recent = collections.deque(context if self.repeat_penalty != 1.0 else (), maxlen=window)
         self.rng = np.random.default_rng(params.seed)
         self.counts: dict[int, int] = {}
         self.generated = 0
@@ -59,17 +77,28 @@ class TokenSampler:
         if self.constraint is not None:
             self.constraint.accept(token)
         self.counts[token] = self.counts.get(token, 0) + 1
+        if self.repeat_penalty != 1.0:
+            self.recent.append(token)
         self.generated += 1
         return token
 
     def _penalised(self, logits: np.ndarray) -> np.ndarray:
-        """logit[t] -= count[t] * frequency + (count[t] > 0) * presence, over generated tokens (a copy)."""
-        if not self.counts or (self.frequency_penalty == 0 and self.presence_penalty == 0):
+        """A copy with the penalties applied: first the repetition penalty over the recent context
+        (llama.cpp's order), then logit[t] -= count[t] * frequency + (count[t] > 0) * presence over
+        the generated tokens."""
+        additive = self.counts and (self.frequency_penalty != 0 or self.presence_penalty != 0)
+        if not additive and not self.recent:
             return logits
-        ids = np.fromiter(self.counts.keys(), dtype=np.int64, count=len(self.counts))
-        counts = np.fromiter(self.counts.values(), dtype=np.float64, count=len(self.counts))
         penalised = logits.astype(np.float64)
-        penalised[ids] -= counts * self.frequency_penalty + self.presence_penalty
+        if self.recent:
+            seen = np.unique(np.fromiter(self.recent, dtype=np.int64, count=len(self.recent)))
+            seen = seen[seen < penalised.size]
+            values = penalised[seen]
+            penalised[seen] = np.where(values > 0, values / self.repeat_penalty, values * self.repeat_penalty)
+        if additive:
+            ids = np.fromiter(self.counts.keys(), dtype=np.int64, count=len(self.counts))
+            counts = np.fromiter(self.counts.values(), dtype=np.float64, count=len(self.counts))
+            penalised[ids] -= counts * self.frequency_penalty + self.presence_penalty
         return penalised
 
     def _sample(self, logits: np.ndarray) -> int:

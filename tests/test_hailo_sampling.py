@@ -48,3 +48,19 @@ def test_min_tokens_is_refused_and_zero_values_pass() -> None:
         check_supported(SamplingParams(min_tokens=3))
     assert raised.value.param == "min_tokens"
     check_supported(SamplingParams(frequency_penalty=0.0, presence_penalty=0.0, min_tokens=0))
+
+
+def test_the_repetition_penalty_goes_to_the_devices_multiplicative_one() -> None:
+    """llama.cpp's repeat_penalty is what the device's frequency_penalty is (over the whole context)."""
+    assert generate_kwargs(SamplingParams(repeat_penalty=1.05), 1000, 8)["frequency_penalty"] == 1.05
+    assert (
+        generate_kwargs(SamplingParams(repeat_penalty=1.05, repeat_last_n=-1), 1000, 8)["frequency_penalty"]
+        == 1.05
+    )
+    assert (
+        generate_kwargs(SamplingParams(repeat_penalty=1.05, repeat_last_n=0), 1000, 8)["frequency_penalty"]
+        == 1.0
+    )
+    with pytest.raises(InvalidRequestError) as raised:
+        check_supported(SamplingParams(repeat_penalty=0.0))
+    assert raised.value.param == "repeat_penalty"

@@ -113,12 +113,40 @@ def test_penalties_leave_the_callers_logits_untouched():
         (SamplingParams(temperature=-0.1), "temperature"),
         (SamplingParams(top_p=1.5), "top_p"),
         (SamplingParams(top_k=-1), "top_k"),
+        (SamplingParams(repeat_penalty=0.0), "repeat_penalty"),
+        (SamplingParams(repeat_last_n=-2), "repeat_last_n"),
     ],
 )
 def test_invalid_settings_are_rejected_naming_the_parameter(params, param):
     with pytest.raises(InvalidRequestError) as err:
         TokenSampler(params)
     assert err.value.param == param
+
+
+def test_the_repetition_penalty_divides_positive_and_multiplies_negative_logits_of_the_context() -> None:
+    """llama.cpp's: token 0 is in the prompt, so 3.0 / 2 = 1.5 loses to token 1's 2.0; token 2's -1.0
+    becomes -2.0 once generated."""
+    logits = np.array([3.0, 2.0, -1.0, -1.5])
+    sampler = TokenSampler(SamplingParams(temperature=0, repeat_penalty=2.0), context=[0])
+    assert sampler.choose(logits) == 1
+    sampler = TokenSampler(SamplingParams(temperature=0, repeat_penalty=2.0), context=[0, 1])
+    assert sampler.choose(np.array([3.0, 2.0, -1.0, -1.5])) == 0  # 1.5 > 1.0 > -1.0
+    sampler = TokenSampler(SamplingParams(temperature=0, repeat_penalty=2.0), context=[0, 1, 2])
+    assert sampler.choose(np.array([0.4, 0.4, -1.0, -1.5])) == 0  # 0.2, 0.2, -2.0, -1.5
+    assert sampler._penalised(np.array([0.4, 0.4, -1.0, -1.5]))[3] == -1.5  # untouched: never seen
+
+
+def test_the_repetition_penalty_looks_back_repeat_last_n_tokens_only() -> None:
+    logits = np.array([3.0, 2.0, 0.0])  # token 0 wins unless penalised (3 / 2 = 1.5 < 2)
+
+    def first(repeat_last_n: int, context: list[int]) -> int:
+        params = SamplingParams(temperature=0, repeat_penalty=2.0, repeat_last_n=repeat_last_n)
+        return TokenSampler(params, context=context).choose(logits)
+
+    assert first(2, [0, 2, 2]) == 0  # token 0 is 3 tokens back: out of the window
+    assert first(3, [0, 2, 2]) == 1
+    assert first(64, [0] + [2] * 64) == 0 and first(-1, [0] + [2] * 64) == 1  # -1: the whole context
+    assert first(0, [0]) == 0  # 0: off
 
 
 def test_min_tokens_suppresses_the_end_tokens_until_reached() -> None:

@@ -148,8 +148,8 @@ class Qwen2VLRunner:
         if params.max_tokens < 1:
             raise InvalidRequestError(f"max_tokens must be >= 1, got {params.max_tokens}", "max_tokens")
         constraint = self._json_vocabulary().constraint(params.json_schema) if params.json_schema else None
-        sampler = TokenSampler(params, self.config.eos_token_ids, constraint)
         prompt = self.prompts.build(messages)
+        sampler = TokenSampler(params, self.config.eos_token_ids, constraint, prompt.input_ids.tolist())
         prompt_tokens = int(prompt.input_ids.size)
         if prompt_tokens + 1 > self.context_length:
             raise ContextLengthError(prompt_tokens, self.context_length)

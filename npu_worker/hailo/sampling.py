@@ -7,8 +7,9 @@ The device's sampler (HailoRT's LLMPostProcess) differs from OpenAI's in ways a 
   configured `default_top_k`, a wide cut under which top-p does the real work;
 - its `frequency_penalty` is a multiplicative repetition penalty over every token in the context
   (1.0 = off), not OpenAI's additive penalties on generated tokens. No mapping keeps OpenAI's meaning,
-  so non-zero frequency_penalty / presence_penalty are refused (400 naming the parameter) and 1.0
-  (off) is always sent;
+  so non-zero frequency_penalty / presence_penalty are refused (400 naming the parameter); it is
+  llama.cpp's repeat_penalty (Ollama's, vLLM's repetition_penalty), which is sent as it is - over the
+  whole context, whatever repeat_last_n says (the device has no window);
 - it cannot hold back the end of sequence: min_tokens > 0 is refused.
 """
 
@@ -18,7 +19,6 @@ from typing import Any
 
 from npu_worker.backend import InvalidRequestError, SamplingParams
 
-PENALTY_OFF = 1.0
 SEED_MASK = 0xFFFFFFFF
 RANDOM_SEED = 0xFFFFFFFF  # HAILO_RANDOM_SEED: the device picks a seed from its clock
 
@@ -32,6 +32,10 @@ def check_supported(params: SamplingParams) -> None:
                 "repetition penalty, which is not OpenAI's additive penalty; send 0 or leave it out",
                 param=name,
             )
+    if not params.repeat_penalty > 0:
+        raise InvalidRequestError(
+            f"repeat_penalty must be > 0, got {params.repeat_penalty}", "repeat_penalty"
+        )
     if getattr(params, "min_tokens", 0) > 0:
         raise InvalidRequestError(
             "min_tokens is not supported by the Hailo backend: the device cannot suppress the end of "
@@ -44,7 +48,7 @@ def generate_kwargs(params: SamplingParams, default_top_k: int, max_generated_to
     """Keyword arguments for VLM.generate(); call check_supported() first."""
     kwargs: dict[str, Any] = {
         "max_generated_tokens": max_generated_tokens,
-        "frequency_penalty": PENALTY_OFF,
+        "frequency_penalty": params.repeat_penalty if params.repeat_last_n != 0 else 1.0,
     }
     if params.temperature == 0:
         kwargs["do_sample"] = False
