@@ -26,6 +26,7 @@ from api.clip_request import (
 )
 from api.ollama_request import (
     OllamaChatRequest,
+    OllamaEmbeddingsRequest,
     OllamaEmbedRequest,
     OllamaGenerateRequest,
     OllamaModelRequest,
@@ -35,7 +36,7 @@ from api.routes_admin import admin_status, npu_load, npu_release
 from api.routes_chat import chat_completions
 from api.routes_clip import classify, embeddings, image_embeddings, match, text_embeddings
 from api.routes_info import get_model, health, list_models, metrics, ready
-from api.routes_ollama import chat, embed, generate
+from api.routes_ollama import chat, embed, generate, legacy_embeddings
 from api.routes_ollama_models import ps, pull, root, show, tags, version
 from api.routes_responses import responses
 from api.routes_vision import analyze, caption
@@ -99,6 +100,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              OllamaGenerateRequest, (NDJSON, JSON)),
     Endpoint("/api/embed", "POST", embed, "CLIP embeddings of texts and images (Ollama)", "Ollama",
              OllamaEmbedRequest),
+    Endpoint("/api/embeddings", "POST", legacy_embeddings, "One CLIP embedding (Ollama's older form)",
+             "Ollama", OllamaEmbeddingsRequest),
     Endpoint("/api/tags", "GET", tags, "The models here (Ollama)", "Ollama"),
     Endpoint("/api/show", "POST", show, "One model's details and capabilities (Ollama)", "Ollama",
              OllamaModelRequest),

@@ -362,6 +362,25 @@ class OllamaEmbedRequest(Body):
         )
 
 
+class OllamaEmbeddingsRequest(Body):
+    """POST /api/embeddings, Ollama's older form (its client's deprecated `embeddings()`): one prompt,
+    one vector. An empty prompt only applies keep_alive, as Ollama's only loads the model then."""
+
+    model: NonBlank
+    prompt: str = Field("", description="A text, or an image as a data: URL; empty: no embedding")
+    keep_alive: KeepAliveInput | None = None
+    options: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> OllamaEmbeddingsRequest:
+        check_embedding_inputs(self.inputs, ["prompt"] * len(self.inputs), "prompt", limits(info).clip)
+        return self
+
+    @property
+    def inputs(self) -> tuple[str | ImageRef, ...]:
+        return embedding_inputs([(self.prompt, "prompt")]) if self.prompt else ()
+
+
 class OllamaModelRequest(Body):
     """POST /api/show and /api/pull: the model, as `model` or Ollama's older `name`."""
 

@@ -1,4 +1,4 @@
-"""Ollama's generating routes: POST /api/chat, /api/generate (the VLM) and /api/embed (CLIP).
+"""Ollama's generating routes: POST /api/chat, /api/generate (the VLM), /api/embed and /api/embeddings (CLIP).
 
 Bodies are validated from their declarations (api.ollama_request); generations run through the
 shared path (api.generation) and are answered as NDJSON chunks (the default) or one object with
@@ -24,7 +24,13 @@ from api.door import load_or_unload
 from api.errors import APIError
 from api.generation import Generation, stream_response
 from api.keep_alive import apply_keep_alive
-from api.ollama_request import OllamaChatRequest, OllamaEmbedRequest, OllamaGenerateRequest, seconds
+from api.ollama_request import (
+    OllamaChatRequest,
+    OllamaEmbeddingsRequest,
+    OllamaEmbedRequest,
+    OllamaGenerateRequest,
+    seconds,
+)
 from api.routes_clip import embed_request, in_input_order
 from api.routes_info import find_model, fits, resolve_model
 from api.services import Services, services_of
@@ -117,3 +123,14 @@ async def embed(request: Request, body: OllamaEmbedRequest) -> Response:
             "prompt_eval_count": embedded.text_tokens,
         }
     )
+
+
+async def legacy_embeddings(request: Request, body: OllamaEmbeddingsRequest) -> Response:
+    services = services_of(request)
+    model = ollama_model(services, body.model, "clip", "embeddings")
+    apply_keep_alive(services, model, seconds(body.keep_alive))
+    if not body.inputs:
+        return JSONResponse({"embedding": []})
+    req = EmbeddingsRequest(model.id, body.inputs, "float", ensemble=False)
+    (vector,) = in_input_order(req, await embed_request(services, model, req))
+    return JSONResponse({"embedding": vector.tolist()})

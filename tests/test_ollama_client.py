@@ -99,6 +99,18 @@ def test_embed_texts_and_images(client: ollama.Client, service: Service) -> None
     assert len(mixed["embeddings"]) == 2 and mixed["total_duration"] > 0
 
 
+def test_the_older_embeddings_form_gives_the_same_vector(client: ollama.Client) -> None:
+    """/api/embeddings, the client's deprecated embeddings(): one prompt, one vector; empty: none."""
+    text = "a photo of a red circle"
+    older = client.embeddings(model="clip-demo", prompt=text).embedding
+    newer = client.embed(model="clip-demo", input=text).embeddings[0]
+    assert len(older) == 64 and older == pytest.approx(newer, abs=1e-6)
+    assert client.embeddings(model="clip-demo", prompt="").embedding == []
+    with pytest.raises(ollama.ResponseError) as not_clip:
+        client.embeddings(model="qwen2-vl-demo", prompt=text)
+    assert not_clip.value.status_code == 400
+
+
 def test_unknown_model_and_pull(client: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as missing:
         client.chat(model="llava:7b", messages=[{"role": "user", "content": "hi"}])
