@@ -26,7 +26,7 @@ from api.app import create_app
 from api.http_guard import guarded_protocol
 from api.services import Services
 from api.worker_client import WorkerClient
-from npu_worker import protocol
+from npu_worker import codec, protocol
 from npu_worker.child import child_setup
 from npu_worker.config import Config, ConfigError
 from npu_worker.logs import log_event
@@ -90,7 +90,7 @@ async def _report_status(services: Services, server: _Server, runtime_dir: Path,
             changes = (services.state, status.worker_ready, status.npu_owner, status.rung)
             if changes != sent or now - sent_at >= interval_s:
                 with contextlib.suppress(zmq.Again):
-                    await control.send_multipart(protocol.encode(status, epoch), zmq.NOBLOCK)
+                    await control.send_multipart(codec.encode(status, epoch), zmq.NOBLOCK)
                 sent, sent_at = changes, now
             settled = services.state != ApiState.STARTING and services.worker.ready
             await asyncio.sleep(interval_s if settled else 0.05)

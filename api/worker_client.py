@@ -27,7 +27,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from api.errors import APIError
 from api.worker_view import WorkerView
-from npu_worker import protocol
+from npu_worker import codec, protocol
 from npu_worker.backend import ReleaseScope
 from npu_worker.logs import log_event
 from npu_worker.protocol import (
@@ -314,7 +314,7 @@ class WorkerClient:
             self._stats_waiters.pop(seq, None)
 
     async def _send(self, epoch: str, message: Wire) -> None:
-        frames = protocol.encode(message, "api")
+        frames = codec.encode(message, "api")
         try:
             await self._socket.send_multipart([epoch.encode(), *frames], copy=False)
         except zmq.ZMQError as exc:  # EHOSTUNREACH: that worker is gone
@@ -334,7 +334,7 @@ class WorkerClient:
 
     def _dispatch(self, frames: list[zmq.Frame]) -> None:
         try:
-            envelope = protocol.decode(frames)
+            envelope = codec.decode(frames)
         except protocol.ProtocolError as exc:
             log_event(log, "protocol_error", logging.WARNING, error=str(exc))
             return

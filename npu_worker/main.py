@@ -20,7 +20,7 @@ from typing import Any
 
 import zmq
 
-from npu_worker import protocol
+from npu_worker import codec, protocol
 from npu_worker.backends import create_backend
 from npu_worker.child import child_setup
 from npu_worker.clip_work import EmbedJob
@@ -99,7 +99,7 @@ class WorkerProcess:
             push.connect(self.results_endpoint)
             self._emit_local.push = push
         try:
-            push.send_multipart(protocol.encode(message, self.epoch), zmq.NOBLOCK, copy=False)
+            push.send_multipart(codec.encode(message, self.epoch), zmq.NOBLOCK, copy=False)
         except zmq.Again:  # RESULTS_HWM frames unread: the API is gone, and the heartbeat check
             self.results_dropped += 1  # aborts its requests; compute must never block on it
             if self.results_dropped % 1000 == 1:
@@ -110,7 +110,7 @@ class WorkerProcess:
         self.stopping.set()
 
     def _send_api(self, message: Wire) -> None:
-        self.api.send_multipart(protocol.encode(message, self.epoch), copy=False)
+        self.api.send_multipart(codec.encode(message, self.epoch), copy=False)
 
     def _heartbeat(self) -> None:
         engine = self.engine
@@ -141,7 +141,7 @@ class WorkerProcess:
             model=self.config.model.name,
         )
         with contextlib.suppress(zmq.Again):  # status is best effort: never block on the supervisor
-            self.control.send_multipart(protocol.encode(status, self.epoch), zmq.NOBLOCK)
+            self.control.send_multipart(codec.encode(status, self.epoch), zmq.NOBLOCK)
 
     def _stats(self, seq: int) -> Stats:
         engine, figures, cache = self.engine, self.engine.figures, self.engine.cache
@@ -180,7 +180,7 @@ class WorkerProcess:
     def _handle_api(self, frames: list[Any]) -> None:
         self.api_seen = time.monotonic()
         try:
-            message = protocol.decode(frames).message
+            message = codec.decode(frames).message
         except ProtocolError as exc:
             log_event(log, "protocol_error", logging.WARNING, error=str(exc))
             return

@@ -1,13 +1,10 @@
 """The wire protocol between hailo-vision's processes: every message, defined once.
 
-Every message is one ZeroMQ multipart message: a msgpack header, then one raw frame per numpy array
-(images, embeddings - never base64). The header holds the protocol version `v`, the message `kind`,
-the sender's `epoch` and the message's fields `f`; a worker draws a new epoch at each start so that
-frames from a dead worker can be recognised and dropped.
-
-Each kind of message is one frozen dataclass below, shared by sender and receiver: `encode` turns
-it into frames and `decode` back into the same class, so a field that is missing, misspelt or of
-another protocol version fails loudly as a ProtocolError, never as a silent default.
+Each kind of message is one frozen dataclass below, shared by sender and receiver:
+`npu_worker.codec` turns it into ZeroMQ frames (a msgpack header, a raw frame per numpy array) and
+back into the same class, so a field that is missing, misspelt or of another protocol version fails
+loudly as a ProtocolError, never as a silent default. Every frame carries its sender's epoch: a
+worker draws a new one at each start, so frames from a dead worker are recognised and dropped.
 
 Sockets (ipc:// in a private runtime directory):
 - worker.sock: the API binds a ROUTER, the NPU worker connects a DEALER whose identity is its epoch.
@@ -22,14 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-import msgpack
 import numpy as np
 
 from npu_worker.backend import (
@@ -44,6 +39,7 @@ from npu_worker.backend import (
     VideoPart,
 )
 from npu_worker.states import ApiState, NpuOwner, Role, Rung, WorkerState
+from npu_worker.wire_fields import field_names, model_from_wire, model_to_wire, typed
 
 PROTOCOL_VERSION = 4  # 4: Limits.cache_share (was text_cache_share) also bounds kept contexts
 
@@ -121,11 +117,11 @@ class Wire:
     KIND: ClassVar[Kind]
 
     def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
-        return {name: getattr(self, name) for name in _field_names(type(self))}, []
+        return {name: getattr(self, name) for name in field_names(type(self))}, []
 
     @classmethod
     def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Wire:
-        return cls(**{name: _typed(cls, name, value) for name, value in fields.items()})
+        return cls(**{name: typed(cls, name, value) for name, value in fields.items()})
 
 
 @dataclass(frozen=True)
@@ -270,13 +266,13 @@ class Heartbeat(Wire):
 
     def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
         fields, _ = super().to_wire()
-        fields["models"] = [_model_to_wire(m) for m in self.models]
+        fields["models"] = [model_to_wire(m) for m in self.models]
         return fields, []
 
     @classmethod
     def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Heartbeat:
-        models = tuple(_model_from_wire(m) for m in fields.pop("models"))
-        return cls(**{name: _typed(cls, name, value) for name, value in fields.items()}, models=models)
+        models = tuple(model_from_wire(m) for m in fields.pop("models"))
+        return cls(**{name: typed(cls, name, value) for name, value in fields.items()}, models=models)
 
 
 @dataclass(frozen=True)
@@ -321,7 +317,7 @@ class Embeddings(Wire):
     text_embeddings: np.ndarray
 
     def to_wire(self) -> tuple[dict[str, Any], list[np.ndarray]]:
-        names = _field_names(type(self))[:-2]
+        names = field_names(type(self))[:-2]
         return {n: getattr(self, n) for n in names}, [self.image_embeddings, self.text_embeddings]
 
     @classmethod
@@ -390,7 +386,7 @@ class Status(Wire):
     def from_wire(cls, fields: dict[str, Any], arrays: Sequence[np.ndarray]) -> Status:
         role = Role(fields["role"])
         state = ApiState(fields["state"]) if role == Role.API else WorkerState(fields["state"])
-        rest = {name: _typed(cls, name, value) for name, value in fields.items() if name != "state"}
+        rest = {name: typed(cls, name, value) for name, value in fields.items() if name != "state"}
         return cls(**{**rest, "state": state})
 
 
@@ -401,108 +397,3 @@ MESSAGES: dict[Kind, type[Wire]] = {
         Embeddings, Error, Pong, Stats, Status,
     )
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """A decoded message and the epoch of the process that sent it."""
-
-    epoch: str
-    message: Wire
-
-
-def encode(message: Wire, epoch: str) -> list[bytes | memoryview]:
-    """The frames of one message; arrays travel as raw C-contiguous buffers after the header."""
-    fields, arrays = message.to_wire()
-    contiguous = [np.ascontiguousarray(a) for a in arrays]
-    header = {
-        "v": PROTOCOL_VERSION,
-        "kind": message.KIND.value,
-        "epoch": epoch,
-        "f": fields,
-        "a": [[a.dtype.str, list(a.shape)] for a in contiguous],
-    }
-    frames: list[bytes | memoryview] = [msgpack.packb(header, use_bin_type=True)]
-    frames.extend(a.data.cast("B") if a.size else b"" for a in contiguous)
-    return frames
-
-
-def decode(frames: Sequence[bytes | memoryview | Any]) -> Envelope:
-    """One message from its frames (zmq.Frame objects are read without copying)."""
-    if not frames:
-        raise ProtocolError("empty message")
-    try:
-        header = msgpack.unpackb(_buffer(frames[0]), raw=False)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise ProtocolError(f"undecodable header: {exc}") from exc
-    if not isinstance(header, dict):
-        raise ProtocolError("header is not a map")
-    if header.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol version {header.get('v')!r}, expected {PROTOCOL_VERSION}")
-    try:
-        cls = MESSAGES[Kind(header["kind"])]
-        specs = header["a"]
-        if len(specs) != len(frames) - 1:
-            raise ProtocolError(f"header announces {len(specs)} arrays, message has {len(frames) - 1}")
-        arrays = [
-            np.frombuffer(_buffer(frame), dtype=np.dtype(dtype)).reshape(shape)
-            for (dtype, shape), frame in zip(specs, frames[1:], strict=True)
-        ]
-        return Envelope(str(header["epoch"]), cls.from_wire(dict(header["f"]), arrays))
-    except ProtocolError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ProtocolError(f"malformed {header.get('kind')!r} message: {exc!r}") from exc
-
-
-def _buffer(frame: Any) -> bytes | memoryview:
-    return frame.buffer if hasattr(frame, "buffer") else frame
-
-
-@dataclass(frozen=True)
-class _Schema:
-    """A message class's field names and which of them hold enums (read once per class)."""
-
-    names: tuple[str, ...]
-    enums: dict[str, type[Enum]]
-
-
-_SCHEMAS: dict[type, _Schema] = {}
-
-
-def _schema(cls: type) -> _Schema:
-    schema = _SCHEMAS.get(cls)
-    if schema is None:
-        hints = typing.get_type_hints(cls)
-        enums = {n: t for n, t in hints.items() if isinstance(t, type) and issubclass(t, Enum)}
-        schema = _SCHEMAS[cls] = _Schema(tuple(f.name for f in dataclasses.fields(cls)), enums)
-    return schema
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    return _schema(cls).names
-
-
-def _typed(cls: type, name: str, value: Any) -> Any:
-    """`value` of field `name` as the class declares it: enums from their values, tuples from lists."""
-    enum = _schema(cls).enums.get(name)
-    if enum is not None:
-        return enum(value)
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _model_to_wire(info: ModelInfo) -> dict[str, Any]:
-    data = dataclasses.asdict(info)
-    data["capabilities"] = sorted(info.capabilities)
-    return data
-
-
-def _model_from_wire(data: dict[str, Any]) -> ModelInfo:
-    image_size = data.get("image_size")
-    return ModelInfo(
-        **{
-            **data,
-            "capabilities": frozenset(data.get("capabilities", ())),
-            "image_size": tuple(image_size) if image_size else None,
-        }
-    )

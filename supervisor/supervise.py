@@ -33,7 +33,7 @@ from typing import Any
 
 import zmq
 
-from npu_worker import protocol
+from npu_worker import codec, protocol
 from npu_worker.config import Config
 from npu_worker.logs import log_event
 from npu_worker.protocol import Status
@@ -170,7 +170,7 @@ class Supervisor:
             except zmq.Again:
                 return
             try:
-                message = protocol.decode(frames[1:]).message
+                message = codec.decode(frames[1:]).message
             except protocol.ProtocolError as exc:
                 log_event(log, "control_message_dropped", logging.WARNING, reason=str(exc))
                 continue

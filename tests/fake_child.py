@@ -77,7 +77,7 @@ def main() -> int:
 
     import zmq
 
-    from npu_worker import protocol, states
+    from npu_worker import codec, protocol, states
     from npu_worker.config_load import config_from_json
 
     config = config_from_json(Path(args.config_json).read_text(encoding="utf-8"))
@@ -134,7 +134,7 @@ def main() -> int:
             )
             if state != sent_state:
                 record(f"state-{state}")  # before sending: the supervisor may act on it at once
-            control.send_multipart(protocol.encode(status, epoch))
+            control.send_multipart(codec.encode(status, epoch))
             sent_state, sent_sees, sent_at = state, sees_worker(now), now
         time.sleep(0.02)
     return 0

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("supervisor", "api", "scheduler", "npu_worker")
 SHARED = {
     "npu_worker.protocol",
+    "npu_worker.codec",
+    "npu_worker.wire_fields",
     "npu_worker.states",
     "npu_worker.backend",
     "npu_worker.config",

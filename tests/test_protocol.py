@@ -6,7 +6,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from npu_worker import protocol
+from npu_worker import codec, protocol
 from npu_worker.backend import ImagePart, Message, ModelInfo, SamplingParams, TextPart
 from npu_worker.protocol import (
     MESSAGES,
@@ -95,19 +95,19 @@ def test_every_kind_has_a_sample_here() -> None:
 
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: type(m).__name__)
 def test_each_message_round_trips_as_its_own_class(message: Wire) -> None:
-    envelope = protocol.decode(protocol.encode(message, "epoch1"))
+    envelope = codec.decode(codec.encode(message, "epoch1"))
     assert envelope.epoch == "epoch1"
     assert type(envelope.message) is type(message)
     assert _equal(envelope.message, message)
 
 
 def test_enums_come_back_as_enums() -> None:
-    beat = protocol.decode(protocol.encode(next(m for m in SAMPLES if isinstance(m, Heartbeat)), "e")).message
+    beat = codec.decode(codec.encode(next(m for m in SAMPLES if isinstance(m, Heartbeat)), "e")).message
     assert isinstance(beat, Heartbeat)
     assert beat.state is WorkerState.NPU_BUSY and beat.clip_placement is Placement.CPU
-    status = protocol.decode(protocol.encode(SAMPLES[-1], "e")).message
+    status = codec.decode(codec.encode(SAMPLES[-1], "e")).message
     assert isinstance(status, Status) and status.state is WorkerState.RELEASED and status.role is Role.WORKER
-    api = protocol.decode(protocol.encode(SAMPLES[-2], "e")).message
+    api = codec.decode(codec.encode(SAMPLES[-2], "e")).message
     assert isinstance(api, Status) and api.rung is Rung.CAPPED and api.state is ApiState.LISTENING
 
 
@@ -130,11 +130,11 @@ def _frames(kind: str, fields: dict[str, object], version: int = protocol.PROTOC
 )
 def test_malformed_frames_are_protocol_errors(frames: list[bytes], expected: str) -> None:
     with pytest.raises(ProtocolError, match=expected):
-        protocol.decode(frames)
+        codec.decode(frames)
 
 
 def test_arrays_travel_as_raw_frames_not_in_the_header() -> None:
-    frames = protocol.encode(SAMPLES[1], "e")
+    frames = codec.encode(SAMPLES[1], "e")
     assert len(frames) == 3  # header + two images
     assert bytes(frames[1]) == IMAGE.tobytes()
     assert len(frames[0]) < 200

@@ -19,7 +19,7 @@ import zmq.asyncio
 
 from api.errors import APIError
 from api.worker_client import WorkerClient
-from npu_worker import protocol
+from npu_worker import codec, protocol
 from npu_worker.backend import Finish, Message, Placement, SamplingParams, TextPart
 from npu_worker.config import Config, ModelConfig, SchedulerConfig
 from npu_worker.protocol import Abort, Error, Final, Generate, Heartbeat, Load, Release, Token, Wire
@@ -50,7 +50,7 @@ class ScriptedWorker:
         beat = asyncio.create_task(self._beat())
         try:
             while True:
-                message = protocol.decode(await self.api.recv_multipart()).message
+                message = codec.decode(await self.api.recv_multipart()).message
                 self.received.append(message)
                 if isinstance(message, Load):
                     self.state = WorkerState.READY
@@ -82,7 +82,7 @@ class ScriptedWorker:
             await asyncio.sleep(0.05)
 
     async def _send(self, socket: zmq.asyncio.Socket, message: Wire) -> None:
-        await socket.send_multipart(protocol.encode(message, "epoch1"))
+        await socket.send_multipart(codec.encode(message, "epoch1"))
 
     def close(self) -> None:
         self.context.destroy(linger=0)

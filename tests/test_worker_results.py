@@ -6,7 +6,7 @@ from pathlib import Path
 
 import zmq
 
-from npu_worker import protocol
+from npu_worker import codec, protocol
 from npu_worker.config_load import load_config
 from npu_worker.main import WorkerProcess
 from npu_worker.protocol import Token
@@ -20,7 +20,7 @@ def test_a_burst_of_tokens_the_api_reads_late_arrives_whole(tmp_path: Path) -> N
     assert worker.results_dropped == 0
     pull = worker.context.socket(zmq.PULL)
     pull.bind(protocol.results_endpoint(tmp_path))  # the API arrives only now
-    tokens = [protocol.decode(pull.recv_multipart()).message for _ in range(burst)]
+    tokens = [codec.decode(pull.recv_multipart()).message for _ in range(burst)]
     ids = [token.id for token in tokens if isinstance(token, Token)]
     assert ids == list(range(burst))
     pull.close(linger=0)
