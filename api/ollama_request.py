@@ -82,12 +82,10 @@ NOT_APPLIED = (
 
 
 class OllamaOptions(Body):
-    """Ollama's model options. The first group is applied; the rest is accepted and not applied (no
-    backend here has the setting as llama.cpp means it, or it is the service's); unknown keys are
-    ignored. repeat_penalty is applied as llama.cpp does (multiplicative, over the last repeat_last_n
-    tokens of prompt and answer; the Hailo device over the whole context); frequency_penalty and
-    presence_penalty are not: llama.cpp's count the prompt, the CPU sampler's (OpenAI's) only the answer,
-    and the device has none (Frigate sends presence_penalty 0.3 with every request)."""
+    """Ollama's model options. The first group is applied (repeat_penalty as llama.cpp does it); the
+    rest is accepted and not applied (no backend here has it as llama.cpp means it, or it is the
+    service's: llama.cpp's additive penalties count the prompt, OpenAI's do not); unknown keys are
+    ignored (Frigate sends presence_penalty 0.3 with every request)."""
 
     temperature: Annotated[float, Field(ge=0)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
