@@ -87,7 +87,7 @@ class Engine:
         self.batch_wait_s = clip.batch_wait_ms / 1000.0
         self.text_cache_bytes = int(clip.text_cache_mb * 2**20)
         self.generation_pause_s = 0.0  # the degradation ladder's pause between two generations
-        self.context_share = self._context_share_applied = 1.0  # the ladder's share of kept contexts
+        self._context_share: float | None = None  # the ladder's new share of kept contexts, until applied
         self._generation_ended = -math.inf
         self._generations: collections.deque[GenerateJob] = collections.deque()
         self._clip_jobs: list[EmbedJob] = []
@@ -140,7 +140,7 @@ class Engine:
             self.max_batch = self.clip.max_batch = max(1, limits.max_batch)
             self.generation_pause_s = limits.generation_pause_s
             self.cache.resize(int(self.text_cache_bytes * limits.cache_share))
-            self.context_share = limits.cache_share
+            self._context_share = limits.cache_share
             self._wake.notify()
         share = limits.cache_share
         log_event(
@@ -260,7 +260,7 @@ class Engine:
         """Under the lock: the next step, or WAIT with how long until something is due."""
         if self._stopping:
             return Step.STOP, 0.0
-        if self.context_share != self._context_share_applied:
+        if self._context_share is not None:
             return Step.LIMIT_CONTEXTS, 0.0
         now = self.clock()
         pending = self._active is not None or bool(self._generations) or bool(self._clip_jobs)
@@ -331,9 +331,10 @@ class Engine:
         elif step == Step.SAVE_CACHE:
             self._save_cache()
         elif step == Step.LIMIT_CONTEXTS:
-            share = self.context_share
-            self.backend.limit_kept_contexts(share)
-            self._context_share_applied = share
+            with self._wake:
+                share, self._context_share = self._context_share, None
+            if share is not None:
+                self.backend.limit_kept_contexts(share)
 
     def _advance(self) -> None:
         active = self._active

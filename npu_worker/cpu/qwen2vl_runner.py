@@ -149,7 +149,7 @@ class Qwen2VLRunner:
             raise InvalidRequestError(f"max_tokens must be >= 1, got {params.max_tokens}", "max_tokens")
         constraint = self._json_vocabulary().constraint(params.json_schema) if params.json_schema else None
         prompt = self.prompts.build(messages)
-        sampler = TokenSampler(params, self.config.eos_token_ids, constraint, prompt.input_ids.tolist())
+        sampler = TokenSampler(params, self.config.eos_token_ids, constraint, prompt.input_ids)
         prompt_tokens = int(prompt.input_ids.size)
         if prompt_tokens + 1 > self.context_length:
             raise ContextLengthError(prompt_tokens, self.context_length)
