@@ -13,8 +13,7 @@ import httpx
 import pytest
 import shapes_world as sw
 from clip_testkit import LABELS, metric, red_circle, scene_url, two_shapes
-from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import make_clip_hef, make_vlm_hef
+from double_service import double_service
 from service import Service
 
 
@@ -191,17 +190,8 @@ def test_classify_is_served_during_a_long_generation(tmp_path: Path) -> None:
     """On the HailoRT double at 50 ms a token, a 2000-token answer runs 100 s: the classification is
     answered while it still runs, by a margin no loaded machine closes (no race on the demo model's
     speed)."""
-    env = subprocess_env(
-        {}, HAILO_DOUBLE_STATE_DIR=str(tmp_path / "device"), HAILO_DOUBLE_TOKEN_DELAY_S="0.05"
-    )
-    config = {
-        "backend": "hailo",
-        "hailo": {
-            "vlm_hef": str(make_vlm_hef(tmp_path / "hef", DEMO_VLM_DIR)),
-            "clip_hef": str(make_clip_hef(tmp_path / "hef", DEMO_CLIP_DIR, quantized=False)),
-        },
-    }
-    service = Service(tmp_path, config, env).wait_ready()
+    service, _ = double_service(tmp_path, clip_quantized=False, HAILO_DOUBLE_TOKEN_DELAY_S="0.05")
+    service.wait_ready()
     chat = {
         "messages": [{"role": "user", "content": "Describe the shapes."}],
         "max_tokens": 2000,

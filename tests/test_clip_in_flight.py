@@ -9,26 +9,13 @@ import threading
 import time
 from pathlib import Path
 
-from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import make_clip_hef, make_vlm_hef
-from service import Service, image_data_url
+from double_service import double_service
+from service import image_data_url
 
 
 def test_a_multi_label_ensemble_classify_is_one_request_in_flight(tmp_path: Path) -> None:
-    env = subprocess_env(
-        {},
-        HAILO_DOUBLE_STATE_DIR=str(tmp_path / "device"),
-        HAILO_DOUBLE_INFER_DELAY_S="0.5",
-    )
-    config = {
-        "backend": "hailo",
-        "model": {"warmup": False},
-        "hailo": {
-            "vlm_hef": str(make_vlm_hef(tmp_path / "hef", DEMO_VLM_DIR)),
-            "clip_hef": str(make_clip_hef(tmp_path / "hef", DEMO_CLIP_DIR)),
-        },
-    }
-    service = Service(tmp_path, config, env).wait_ready()
+    service, _ = double_service(tmp_path, {"model": {"warmup": False}}, HAILO_DOUBLE_INFER_DELAY_S="0.5")
+    service.wait_ready()
     try:
         url, _ = image_data_url(3)
         body = {

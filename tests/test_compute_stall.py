@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from double_service import double_service
 from engine_testkit import Clock
-from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import make_clip_hef, make_vlm_hef
-from service import Service, image_data_url, wait_until
+from service import image_data_url, wait_until
 
 from npu_worker.step_watch import Step, StepWatch
 
@@ -28,21 +27,13 @@ def test_a_step_past_its_bound_is_reported_with_what_it_was_doing() -> None:
 
 
 def test_a_hung_device_call_ends_the_request_and_restarts_the_worker(tmp_path: Path) -> None:
-    env = subprocess_env(
-        {},
-        HAILO_DOUBLE_STATE_DIR=str(tmp_path / "device"),
-        HAILO_DOUBLE_INFER_DELAY_S="600",  # an encoder run that does not come back
-    )
     config = {
-        "backend": "hailo",
-        "hailo": {
-            "vlm_hef": str(make_vlm_hef(tmp_path / "hef", DEMO_VLM_DIR)),
-            "clip_hef": str(make_clip_hef(tmp_path / "hef", DEMO_CLIP_DIR)),
-            "read_timeout_s": 900,  # HailoRT's own timeout would come far too late
-        },
+        "hailo": {"read_timeout_s": 900},  # HailoRT's own timeout would come far too late
         "inference": {"timeout_s": 2},  # the bound on any one step of work
     }
-    service = Service(tmp_path, config, env).wait_ready()
+    # an encoder run that does not come back
+    service, _ = double_service(tmp_path, config, HAILO_DOUBLE_INFER_DELAY_S="600")
+    service.wait_ready()
     try:
         url, _ = image_data_url(7)
         reply = service.http.post("/v1/embeddings/image", json={"images": [url]}, timeout=120)

@@ -20,8 +20,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import make_clip_hef, make_vlm_hef
+from double_service import double_service
 from service import Service, image_data_url, wait_until
 
 LONG = {
@@ -113,21 +112,6 @@ def test_a_killed_supervisor_takes_its_children_along_and_frees_the_port(tmp_pat
     service.stop()
 
 
-def _hailo_service(tmp_path: Path, **double: str) -> tuple[Service, Path]:
-    journal = tmp_path / "journal.jsonl"
-    env = subprocess_env(
-        {}, HAILO_DOUBLE_STATE_DIR=str(tmp_path / "device"), HAILO_DOUBLE_JOURNAL=str(journal), **double
-    )
-    config = {
-        "backend": "hailo",
-        "hailo": {
-            "vlm_hef": str(make_vlm_hef(tmp_path / "hef", DEMO_VLM_DIR)),
-            "clip_hef": str(make_clip_hef(tmp_path / "hef", DEMO_CLIP_DIR)),
-        },
-    }
-    return Service(tmp_path, config, env), journal
-
-
 def _journal(path: Path, event: str) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -136,7 +120,7 @@ def _journal(path: Path, event: str) -> list[dict[str, Any]]:
 
 
 def test_a_worker_killed_mid_clip_batch_fails_the_batch_fast_and_comes_back(tmp_path: Path) -> None:
-    service, journal = _hailo_service(tmp_path, HAILO_DOUBLE_INFER_DELAY_S="600")
+    service, journal = double_service(tmp_path, HAILO_DOUBLE_INFER_DELAY_S="600")
     try:
         service.wait_ready()
         url, _ = image_data_url(7)
@@ -159,7 +143,7 @@ def test_a_worker_killed_mid_clip_batch_fails_the_batch_fast_and_comes_back(tmp_
 
 
 def test_a_worker_killed_mid_load_is_restarted_and_the_waiting_request_served(tmp_path: Path) -> None:
-    service, _ = _hailo_service(tmp_path, HAILO_DOUBLE_LOAD_S="3")
+    service, _ = double_service(tmp_path, HAILO_DOUBLE_LOAD_S="3")
     try:
         wait_until(lambda: _state(service) == "loading", timeout_s=60)
         replies: list[int] = []

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from double_service import double_service
 from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
 from hailo_double_tools import HeldDevice, make_clip_hef, make_vlm_hef, never_stopping, read_journal
 from service import Service, image_data_url, wait_until
@@ -153,21 +154,10 @@ def test_a_client_that_disconnects_aborts_the_devices_generation(
 
 def test_a_device_that_stops_answering_clip_work_restarts_the_worker(tmp_path: Path) -> None:
     """An encoder run that outlives hailo.read_timeout_s is a failed device: 503, then a new worker."""
-    env = subprocess_env(
-        {},
-        HAILO_DOUBLE_STATE_DIR=str(tmp_path / "device"),
-        HAILO_DOUBLE_JOURNAL=str(tmp_path / "j.jsonl"),
-        HAILO_DOUBLE_INFER_DELAY_S="2",  # every encoder run takes 2 s on this "device"
-    )
-    config = {
-        "backend": "hailo",
-        "hailo": {
-            "vlm_hef": str(make_vlm_hef(tmp_path / "hef", DEMO_VLM_DIR)),
-            "clip_hef": str(make_clip_hef(tmp_path / "hef", DEMO_CLIP_DIR)),
-            "read_timeout_s": 0.2,  # far shorter than a run: the device looks hung
-        },
-    }
-    service = Service(tmp_path, config, env).wait_ready()
+    config = {"hailo": {"read_timeout_s": 0.2}}  # far shorter than a run: the device looks hung
+    # every encoder run takes 2 s on this "device"
+    service, _ = double_service(tmp_path, config, HAILO_DOUBLE_INFER_DELAY_S="2")
+    service.wait_ready()
     try:
         url, _ = image_data_url(2)
         reply = service.http.post("/v1/embeddings/image", json={"images": [url]})

@@ -10,26 +10,15 @@ from pathlib import Path
 
 import ollama
 import pytest
-from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import make_clip_hef, make_vlm_hef, read_journal
+from double_service import double_service
+from hailo_double_tools import read_journal
 from openai import OpenAI
 from service import Service, image_data_url
 
 
 def test_frigates_ollama_options_and_vllms_extension_reach_the_device(tmp_path: Path) -> None:
-    journal = tmp_path / "journal.jsonl"
-    env = subprocess_env(
-        {}, HAILO_DOUBLE_STATE_DIR=str(tmp_path / "device"), HAILO_DOUBLE_JOURNAL=str(journal)
-    )
-    config = {
-        "backend": "hailo",
-        "model": {"warmup": False},
-        "hailo": {
-            "vlm_hef": str(make_vlm_hef(tmp_path / "hef", DEMO_VLM_DIR)),
-            "clip_hef": str(make_clip_hef(tmp_path / "hef", DEMO_CLIP_DIR)),
-        },
-    }
-    service = Service(tmp_path, config, env).wait_ready()
+    service, journal = double_service(tmp_path, {"model": {"warmup": False}})
+    service.wait_ready()
     try:
         url, _ = image_data_url(4, size=(112, 112))
         frigate = ollama.Client(host=service.base_url).generate(  # as Frigate's Ollama provider asks

@@ -14,8 +14,8 @@ import ollama
 import pytest
 import shapes_world
 from client_requests import ReviewMetadata, _ha_task_schema
-from hailo_double import DEMO_CLIP_DIR, DEMO_VLM_DIR, subprocess_env
-from hailo_double_tools import make_clip_hef, make_vlm_hef, read_journal
+from double_service import double_service
+from hailo_double_tools import read_journal
 from openai import OpenAI
 from service import ROOT, Service, image_data_url
 from tokenizers import Tokenizer
@@ -200,19 +200,8 @@ def test_a_schema_feature_that_cannot_be_enforced_is_a_400_naming_it(service: Se
 
 
 def test_the_hailo_backend_retries_then_answers_422_naming_the_bound(tmp_path: Path) -> None:
-    journal = tmp_path / "journal.jsonl"
-    env = subprocess_env(
-        {}, HAILO_DOUBLE_STATE_DIR=str(tmp_path / "device"), HAILO_DOUBLE_JOURNAL=str(journal)
-    )
-    config = {
-        "backend": "hailo",
-        "hailo": {
-            "vlm_hef": str(make_vlm_hef(tmp_path / "hef", DEMO_VLM_DIR)),
-            "clip_hef": str(make_clip_hef(tmp_path / "hef", DEMO_CLIP_DIR)),
-        },
-        "inference": {"structured_output_attempts": 2},
-    }
-    service = Service(tmp_path, config, env).wait_ready()
+    service, journal = double_service(tmp_path, {"inference": {"structured_output_attempts": 2}})
+    service.wait_ready()
     try:
         url, _ = image_data_url(13, size=(112, 112))
         content = [
