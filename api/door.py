@@ -24,9 +24,9 @@ from typing import Any
 from api.conversation import ClipRef, Conversation, ImageRef
 from api.errors import APIError
 from api.services import Services
+from api.worker_client import granted
 from npu_worker.backend import OLLAMA_BACKEND, ModelInfo, SamplingParams
 from npu_worker.protocol import Final, Token
-from scheduler.driver import TurnRefused
 from scheduler.ollama import OllamaClient, OllamaError
 
 UNSUPPORTED = {
@@ -90,10 +90,8 @@ async def _turn(services: Services) -> AsyncIterator[OllamaClient]:
         message = "no hailo-ollama is configured (scheduler.ollama_url)"
         raise APIError(404, message, "model_not_found", "model")
     try:
-        async with services.scheduler.ollama_turn():
+        async with granted(services.scheduler.ollama_turn()):
             yield ollama
-    except TurnRefused as refused:
-        raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
     except OllamaError as error:
         raise _api_error(error) from None
 

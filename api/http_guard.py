@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from api.errors import APIError
 from api.metrics import Metrics
 from npu_worker.config import ApiConfig
 from npu_worker.logs import log_event
@@ -156,8 +157,7 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def _refuse(self, status: int, message: str, code: str) -> None:
         """Answer a request that never reached the app (OpenAI's error body), and close."""
-        error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
-        body = json.dumps({"error": error}).encode()
+        body = json.dumps(APIError(status, message, code).body()).encode()
         head = b"content-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n"
         self.transport.write(STATUS_LINE[status] + head % len(body) + body)
         self.transport.close()

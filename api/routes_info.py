@@ -17,6 +17,7 @@ from api.services import Services, services_of
 from api.status import memory_section, npu_section, scheduler_section, service_state, thermal_section
 from npu_worker.backend import ModelInfo, ModelKind
 from npu_worker.states import WorkerState
+from scheduler.snapshot import Snapshot
 
 try:
     VERSION = version("hailo-vision")
@@ -77,12 +78,11 @@ def resolve_model(services: Services, requested: str | None, kind: ModelKind) ->
     raise APIError(404, message, "model_not_found", "model")
 
 
-def _health_body(services: Services) -> dict[str, Any]:
+def _health_body(services: Services, snapshot: Snapshot) -> dict[str, Any]:
     view = services.worker.view
-    snapshot = services.scheduler.snapshot()
     return {
         "status": "ok",
-        "state": service_state(services),
+        "state": service_state(services, snapshot),
         "model": services.config.model.name,
         "model_loaded": view.state == WorkerState.READY,
         "backend": view.backend or services.config.backend,
@@ -101,14 +101,16 @@ def _health_body(services: Services) -> dict[str, Any]:
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse(_health_body(services_of(request)))
+    services = services_of(request)
+    return JSONResponse(_health_body(services, services.scheduler.snapshot()))
 
 
 async def ready(request: Request) -> Response:
     """200 while the service can serve, the models on the device or taking their turn."""
     services = services_of(request)
-    body = _health_body(services)
-    ladder = services.scheduler.ladder()
+    snapshot = services.scheduler.snapshot()
+    body = _health_body(services, snapshot)
+    ladder = snapshot.ladder
     body["ready"] = services.worker.ready and ladder.allowance.inference
     if body["ready"]:
         return JSONResponse(body)

@@ -19,14 +19,14 @@ from scheduler.snapshot import Snapshot
 STATUS_SCHEMA = 1
 
 
-def service_state(services: Services) -> ServiceState:
+def service_state(services: Services, snapshot: Snapshot) -> ServiceState:
     if services.state == ApiState.DRAINING:
         return ServiceState.DRAINING
     worker = services.worker.view.state
     if worker is None or worker == WorkerState.FAILED:
         return ServiceState.UNAVAILABLE
     if services.worker.ready:
-        degraded = services.scheduler.ladder().rung.severity >= Rung.CPU_FALLBACK.severity
+        degraded = snapshot.ladder.rung.severity >= Rung.CPU_FALLBACK.severity
         return ServiceState.DEGRADED if degraded else ServiceState.READY
     return (
         ServiceState.LOADING
@@ -121,7 +121,7 @@ def status_document(services: Services, version: str) -> dict[str, Any]:
     return {
         "schema": STATUS_SCHEMA,
         "service": {
-            "state": service_state(services),
+            "state": service_state(services, snapshot),
             "version": version,
             "uptime_s": round(time.monotonic() - services.started, 1),
             "pid": os.getppid(),  # the supervisor's: systemd's MainPID, what `systemctl status` shows

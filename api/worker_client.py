@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +79,16 @@ async def _next_within(
             return await queue.get()
     except TimeoutError:
         raise APIError(504, f"the NPU worker did not answer within {within_s:g} s", "timeout") from None
+
+
+@contextlib.asynccontextmanager
+async def granted(turn: contextlib.AbstractAsyncContextManager[None]) -> AsyncIterator[None]:
+    """Inside the scheduler's `turn`, or 503 with its code and Retry-After when the turn is refused."""
+    try:
+        async with turn:
+            yield
+    except TurnRefused as refused:
+        raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
 
 
 def error_from_frame(error: Error) -> APIError:
@@ -156,19 +166,19 @@ class WorkerClient:
         return self.drain.retry_after_s(self.outstanding - self.max_queue + 1, fallback_s=2.0)
 
     async def send_load(self, reason: str) -> None:
-        if self.view.epoch is not None:
-            with contextlib.suppress(APIError):
-                await self._send(self.view.epoch, Load(reason))
+        await self._tell(Load(reason))
 
     async def send_release(self, scope: ReleaseScope, reason: str) -> None:
-        if self.view.epoch is not None:
-            with contextlib.suppress(APIError):
-                await self._send(self.view.epoch, Release(scope, reason))
+        await self._tell(Release(scope, reason))
 
     async def send_limits(self, limits: Limits) -> None:
+        await self._tell(limits)
+
+    async def _tell(self, message: Wire) -> None:
+        """A command to the current worker, if there is one."""
         if self.view.epoch is not None:
             with contextlib.suppress(APIError):
-                await self._send(self.view.epoch, limits)
+                await self._send(self.view.epoch, message)
 
     def _unavailable(self, reason: str) -> APIError:
         retry = max(2.0, self.view.model_load_seconds + 1.0)
@@ -217,11 +227,9 @@ class WorkerClient:
         self.outstanding += 1
         turn = self.scheduler.turn(work) if self.scheduler is not None else contextlib.nullcontext()
         try:
-            async with turn:
+            async with granted(turn):
                 async for item in self._exchange(make, timeout_s + self.reply_margin_s):
                     yield item
-        except TurnRefused as refused:
-            raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
         finally:
             self.outstanding -= 1
 
@@ -262,11 +270,8 @@ class WorkerClient:
         self.admit()
         if self.scheduler is None:
             return
-        try:
-            async with self.scheduler.turn(Work.GENERATE):
-                pass
-        except TurnRefused as refused:
-            raise APIError(503, refused.message, refused.code, None, refused.retry_after_s) from None
+        async with granted(self.scheduler.turn(Work.GENERATE)):
+            pass
 
     async def generate(
         self, make: Callable[[str], Generate], timeout_s: float
