@@ -8,13 +8,13 @@ a data URL (`data:video/mp4;base64,...`) or an http(s) URL where remote fetch is
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, Tag
 
-from api.conversation import ClipRef, ImageRef
-from api.image_input import ImageInput, ImageString, image_ref
-from api.schema import Body, tag_by
+from api.conversation import ClipRef
+from api.image_input import ImageInput, ImageString, image_ref, url_ref
+from api.schema import Body, json_kind, tag_by
 
 
 class VideoFramesPart(Body):
@@ -26,15 +26,11 @@ class VideoURL(Body):
     url: ImageString = Field(description="A video file: a data URL, or an http(s) URL when allowed")
 
 
-def _string_or_object(value: Any) -> str | None:
-    return "~string" if isinstance(value, str) else "~object" if isinstance(value, dict) else None
-
-
 class VideoURLPart(Body):
     type: Literal["video_url"]
     video_url: Annotated[
         Annotated[ImageString, Tag("~string")] | Annotated[VideoURL, Tag("~object")],
-        tag_by(_string_or_object, "must be a video URL string or an object with a 'url' string"),
+        tag_by(json_kind, "must be a video URL string or an object with a 'url' string"),
     ]
 
 
@@ -43,7 +39,5 @@ def clip_ref(part: VideoFramesPart | VideoURLPart, param: str) -> ClipRef:
     if isinstance(part, VideoFramesPart):
         frames = tuple(image_ref(frame, f"{param}.video[{i}]") for i, frame in enumerate(part.video))
         return ClipRef(f"{param}.video", frames=frames)
-    url = part.video_url
     where = f"{param}.video_url"
-    file = ImageRef(url, where) if isinstance(url, str) else ImageRef(url.url, f"{where}.url")
-    return ClipRef(where, file=file)
+    return ClipRef(where, file=url_ref(part.video_url, where))

@@ -7,6 +7,7 @@ are checked after them and name their config key. Every body exposes the typed v
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -112,7 +113,7 @@ class ClassifyRequest(Body):
             return (image_ref(self.image, "image"),)
         return _refs(self.images or (), "images")
 
-    @property
+    @functools.cached_property
     def boxes(self) -> tuple[Region, ...]:
         """The regions in whole pixels; () = the whole image."""
         return tuple((round(a), round(b), round(c), round(d)) for a, b, c, d in self.regions or ())

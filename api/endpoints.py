@@ -24,6 +24,7 @@ from api.clip_request import (
     OpenAIEmbeddingsRequest,
     TextEmbeddingsRequest,
 )
+from api.media_types import JSON, NDJSON, SSE, TEXT
 from api.ollama_request import (
     OllamaChatRequest,
     OllamaEmbeddingsRequest,
@@ -43,11 +44,6 @@ from api.routes_vision import analyze, caption
 from api.schema import Body
 from api.services import services_of
 from api.vision_request import AnalyzeRequest, CaptionRequest
-
-JSON = "application/json"
-SSE = "text/event-stream"
-NDJSON = "application/x-ndjson"
-TEXT = "text/plain"
 
 
 @dataclass(frozen=True)

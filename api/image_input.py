@@ -6,12 +6,12 @@ A URL string (data URL, bare base64 or http(s) URL), `{"url": ...}`, or an OpenA
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, Tag
 
 from api.conversation import ImageRef
-from api.schema import Body, NonBlank, tag_by
+from api.schema import Body, NonBlank, json_kind, tag_by
 
 ImageString = NonBlank
 
@@ -23,13 +23,9 @@ class ImageURL(Body):
     detail: str | None = Field(None, description="Accepted and ignored: the model's processor decides")
 
 
-def _string_or_object(value: Any) -> str | None:
-    return "~string" if isinstance(value, str) else "~object" if isinstance(value, dict) else None
-
-
 ImageURLField = Annotated[
     Annotated[ImageString, Tag("~string")] | Annotated[ImageURL, Tag("~object")],
-    tag_by(_string_or_object, "must be an image URL string or an object with a 'url' string"),
+    tag_by(json_kind, "must be an image URL string or an object with a 'url' string"),
 ]
 
 
@@ -59,8 +55,15 @@ ImageInput = Annotated[
 ]
 
 
-def url_ref(value: str | ImageURL, param: str) -> ImageRef:
-    """The reference in an `image_url` field (a string or an ImageURL object) at `param`."""
+class HasURL(Protocol):
+    """An object form of a reference: OpenAI's image_url, vLLM's video_url."""
+
+    @property
+    def url(self) -> str: ...
+
+
+def url_ref(value: str | HasURL, param: str) -> ImageRef:
+    """The reference in an `image_url` or `video_url` field (a string or an object with `url`)."""
     if isinstance(value, str):
         return ImageRef(value, param)
     return ImageRef(value.url, f"{param}.url")

@@ -138,9 +138,7 @@ class OllamaMessage(Body):
             images, images_param = self.images or [], f"{param}.images"
         if VIDEO_MARKER in self.content and images:
             before, after = self.content.split(VIDEO_MARKER, 1)
-            frames = ClipRef(
-                images_param, frames=tuple(ImageRef(f, f"{images_param}[{i}]") for i, f in enumerate(images))
-            )
+            frames = _clip(images, images_param)
             return clips + tuple(p for p in (before, frames, after) if p != "")
         return clips + with_images(self.content, images, images_param)
 
@@ -205,7 +203,7 @@ class OllamaGeneration(Body):
 
     @property
     def system_prompt(self) -> str | None:
-        return self.system if self.system is not None else getattr(self.options, "system", None)
+        return self._option("system")
 
     def sampling(self, defaults: InferenceConfig, context_length: int | None) -> SamplingParams:
         """Sampling from the options, the service's defaults for the rest. num_predict < 0: until the
@@ -347,7 +345,7 @@ class OllamaEmbedRequest(Body):
         check_embedding_inputs(inputs, params, "input", limits(info).clip)
         return self
 
-    @property
+    @functools.cached_property
     def inputs(self) -> tuple[str | ImageRef, ...]:
         """Texts, and images as references: {"image": ...} objects, and strings that are data: URLs."""
         if isinstance(self.input, str):
@@ -362,7 +360,7 @@ class OllamaEmbedRequest(Body):
 
 class OllamaEmbeddingsRequest(Body):
     """POST /api/embeddings, Ollama's older form (its client's deprecated `embeddings()`): one prompt,
-    one vector. An empty prompt only applies keep_alive, as Ollama's only loads the model then."""
+    one vector; an empty prompt, none (Ollama's answer while it only loads the model)."""
 
     model: NonBlank
     prompt: str = Field("", description="A text, or an image as a data: URL; empty: no embedding")
@@ -374,7 +372,7 @@ class OllamaEmbeddingsRequest(Body):
         check_embedding_inputs(self.inputs, ["prompt"] * len(self.inputs), "prompt", limits(info).clip)
         return self
 
-    @property
+    @functools.cached_property
     def inputs(self) -> tuple[str | ImageRef, ...]:
         return embedding_inputs([(self.prompt, "prompt")]) if self.prompt else ()
 

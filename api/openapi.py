@@ -18,7 +18,9 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.endpoints import ENDPOINTS, SSE
+from api.endpoints import ENDPOINTS
+from api.errors import is_ollama_path
+from api.media_types import JSON, SSE
 from api.routes_info import VERSION
 
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
@@ -75,12 +77,12 @@ def _operation(endpoint: Any, ollama: bool) -> dict[str, Any]:
         "operationId": f"{endpoint.method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', endpoint.path)}".rstrip("_"),
         "responses": {
             "200": {"description": "Success", "content": success},
-            "default": {"description": "Error", "content": {"application/json": {"schema": error}}},
+            "default": {"description": "Error", "content": {JSON: {"schema": error}}},
         },
     }
     if endpoint.body is not None:
         schema = {"$ref": _REF.format(model=endpoint.body.__name__)}
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
     names = re.findall(r"\{(\w+)", endpoint.path)
     if names:
         operation["parameters"] = [
@@ -99,7 +101,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in ENDPOINTS:
         path = _CONVERTOR.sub(r"{\1}", endpoint.path)
-        paths.setdefault(path, {})[endpoint.method.lower()] = _operation(endpoint, path.startswith("/api/"))
+        paths.setdefault(path, {})[endpoint.method.lower()] = _operation(endpoint, is_ollama_path(path))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -17,6 +17,7 @@ from pydantic import Field, Tag, ValidationInfo, model_validator
 
 from api.chat_request import (
     FORMAT_TYPES,
+    ROLES,
     JsonSchemaFormat,
     MaxTokens,
     PlainFormat,
@@ -27,10 +28,9 @@ from api.chat_request import (
 )
 from api.conversation import Conversation, ImageRef, Part, Turn, check_turns
 from api.schema import Body, JsonSchema, NonBlank, by_field, json_kind, limits, tag_by
-from npu_worker.backend import Role, SamplingParams
+from npu_worker.backend import SamplingParams
 from npu_worker.config import InferenceConfig
 
-ROLES: dict[str, Role] = {"user": "user", "developer": "system", "system": "system", "assistant": "assistant"}
 STATELESS = "this server is stateless: send the whole conversation in 'input'"
 
 

@@ -18,6 +18,7 @@ from api import openai_format as fmt
 from api.chat_request import ChatCompletionRequest
 from api.errors import APIError
 from api.generation import Generation, stream_response
+from api.media_types import SSE
 from api.routes_info import VERSION, resolve_model
 from api.services import services_of
 
@@ -91,5 +92,5 @@ async def chat_completions(request: Request, body: ChatCompletionRequest) -> Res
     generation = await Generation.start(services, model, chat, stream, arrived)
     completion = _Completion(generation, body.include_usage)
     if stream:
-        return stream_response(generation, completion.stream(), "text/event-stream")
+        return stream_response(generation, completion.stream(), SSE)
     return JSONResponse(await completion.whole(request))

@@ -24,19 +24,18 @@ from api.door import load_or_unload
 from api.errors import APIError
 from api.generation import Generation, stream_response
 from api.keep_alive import apply_keep_alive
+from api.media_types import NDJSON
 from api.ollama_request import (
     OllamaChatRequest,
     OllamaEmbeddingsRequest,
     OllamaEmbedRequest,
     OllamaGenerateRequest,
-    seconds,
 )
 from api.routes_clip import embed_request, in_input_order
 from api.routes_info import find_model, fits, resolve_model
 from api.services import Services, services_of
 from npu_worker.backend import OLLAMA_BACKEND, ModelInfo, ModelKind
 
-NDJSON = "application/x-ndjson"
 PARAMS = {"response_format": "format", "stop": "options.stop"}  # request fields as Ollama names them
 
 
@@ -110,8 +109,7 @@ async def generate(request: Request, body: OllamaGenerateRequest) -> Response:
 async def embed(request: Request, body: OllamaEmbedRequest) -> Response:
     arrived = time.monotonic()
     services = services_of(request)
-    model = ollama_model(services, body.model, "clip", "embeddings")
-    apply_keep_alive(services, model, seconds(body.keep_alive))
+    model = ollama_model(services, body.model, "clip", "embeddings")  # (keep_alive: CLIP stays loaded)
     req = EmbeddingsRequest(model.id, body.inputs, "float", ensemble=False)
     embedded = await embed_request(services, model, req)
     return JSONResponse(
@@ -128,7 +126,6 @@ async def embed(request: Request, body: OllamaEmbedRequest) -> Response:
 async def legacy_embeddings(request: Request, body: OllamaEmbeddingsRequest) -> Response:
     services = services_of(request)
     model = ollama_model(services, body.model, "clip", "embeddings")
-    apply_keep_alive(services, model, seconds(body.keep_alive))
     if not body.inputs:
         return JSONResponse({"embedding": []})
     req = EmbeddingsRequest(model.id, body.inputs, "float", ensemble=False)

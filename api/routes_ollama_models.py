@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from api import ollama_format as fmt
 from api.errors import APIError
 from api.keep_alive import expires_at
+from api.media_types import NDJSON
 from api.ollama_request import OllamaModelRequest
 from api.routes_info import VERSION, find_model, known_models, ollama_name, own_models
 from api.services import Services, services_of
@@ -125,7 +126,7 @@ async def pull(request: Request, body: OllamaModelRequest) -> Response:
     done = {"status": "success"}
     if body.stream is False:
         return JSONResponse(done)
-    return Response(json.dumps(done) + "\n", media_type="application/x-ndjson")
+    return Response(json.dumps(done) + "\n", media_type=NDJSON)
 
 
 async def version(request: Request) -> Response:

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from api.errors import APIError
 from api.generation import Generation, stream_response
+from api.media_types import SSE
 from api.responses_format import ResponseBodies
 from api.responses_request import ResponsesRequest
 from api.routes_info import resolve_model
@@ -49,6 +50,6 @@ async def responses(request: Request, body: ResponsesRequest) -> Response:
     generation = await Generation.start(services, model, conversation, stream, arrived, PARAMS)
     bodies = ResponseBodies(body, model.id, (defaults.temperature, defaults.top_p))
     if stream:
-        return stream_response(generation, _events(generation, bodies), "text/event-stream")
+        return stream_response(generation, _events(generation, bodies), SSE)
     text = await generation.whole(request)
     return JSONResponse(bodies.finished(generation.result, text))
