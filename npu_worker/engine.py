@@ -80,14 +80,14 @@ class Engine:
         self.details: dict[str, Any] = {}
         self.clip_placement = Placement.NONE
         self.figures = EngineFigures()
-        self.cache = TextEmbeddingCache(int(clip.text_cache_mb * 2**20))
+        self.text_cache_bytes = int(clip.text_cache_mb * 2**20)
+        self.cache = TextEmbeddingCache(self.text_cache_bytes)
         self.cache_file = cache_path(clip.cache_file)
         self.clip = ClipWork(backend, self.cache, max_batch, clock)
         self.max_batch = max(1, max_batch)
         self.batch_wait_s = clip.batch_wait_ms / 1000.0
-        self.text_cache_bytes = int(clip.text_cache_mb * 2**20)
         self.generation_pause_s = 0.0  # the degradation ladder's pause between two generations
-        self._context_share: float | None = None  # the ladder's new share of kept contexts, until applied
+        self._cache_share: float | None = None  # the ladder's new share of the caches, until applied
         self._generation_ended = -math.inf
         self._generations: collections.deque[GenerateJob] = collections.deque()
         self._clip_jobs: list[EmbedJob] = []
@@ -134,13 +134,12 @@ class Engine:
             self._wake.notify()
 
     def apply_limits(self, limits: Limits) -> None:
-        """What the degradation ladder allows now: CLIP batch size, pause, the caches' share (the text
-        cache here; the backend's kept contexts on the compute thread, the backend's only caller)."""
+        """What the degradation ladder allows now: CLIP batch size, pause, and the caches' share (the text
+        cache and the backend's kept contexts, shrunk on the compute thread, which alone uses them)."""
         with self._wake:
             self.max_batch = self.clip.max_batch = max(1, limits.max_batch)
             self.generation_pause_s = limits.generation_pause_s
-            self.cache.resize(int(self.text_cache_bytes * limits.cache_share))
-            self._context_share = limits.cache_share
+            self._cache_share = limits.cache_share
             self._wake.notify()
         share = limits.cache_share
         log_event(
@@ -260,8 +259,8 @@ class Engine:
         """Under the lock: the next step, or WAIT with how long until something is due."""
         if self._stopping:
             return Step.STOP, 0.0
-        if self._context_share is not None:
-            return Step.LIMIT_CONTEXTS, 0.0
+        if self._cache_share is not None:
+            return Step.SHRINK_CACHES, 0.0
         now = self.clock()
         pending = self._active is not None or bool(self._generations) or bool(self._clip_jobs)
         if self.device.release_due(pending):
@@ -330,10 +329,11 @@ class Engine:
                 self.clip.prepare(job)
         elif step == Step.SAVE_CACHE:
             self._save_cache()
-        elif step == Step.LIMIT_CONTEXTS:
+        elif step == Step.SHRINK_CACHES:
             with self._wake:
-                share, self._context_share = self._context_share, None
+                share, self._cache_share = self._cache_share, None
             if share is not None:
+                self.cache.resize(int(self.text_cache_bytes * share))
                 self.backend.limit_kept_contexts(share)
 
     def _advance(self) -> None:

@@ -24,7 +24,7 @@ class Step(enum.Enum):
     TOKEN = "token"  # noqa: S105 - a generated token, not a secret
     PREPARE_PROMPTS = "prepare_prompts"
     SAVE_CACHE = "save_cache"
-    LIMIT_CONTEXTS = "limit_contexts"
+    SHRINK_CACHES = "shrink_caches"
     WAIT = "wait"
 
 

@@ -197,7 +197,7 @@ def test_the_ladders_limits_pause_between_generations_and_shrink_clip_batches() 
     engine.apply_limits(Limits(max_batch=2, generation_pause_s=0.5, cache_share=0.25))
     engine.submit(generation("g1"))
     engine.submit(generation("g2"))
-    assert engine.step()[0] == Step.LIMIT_CONTEXTS  # the backend is told on the compute thread
+    assert engine.step()[0] == Step.SHRINK_CACHES  # on the compute thread, the caches' only user
     assert backend.calls[-1] == "kept_contexts:0.25"
     assert [engine.step()[0] for _ in range(2)] == [Step.START, Step.TOKEN]  # g1 runs and ends
     step, wait_s = engine.step()
