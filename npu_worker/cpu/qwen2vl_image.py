@@ -157,35 +157,25 @@ def _patches(
     rgbs = [as_rgb_array(frame) for frame in frames]
     size = smart_resize(*padded_size(rgbs[0].shape[0], rgbs[0].shape[1], config), config)
     tp, p, m = config.temporal_patch_size, config.patch_size, config.merge_size
-    rgbs += rgbs[-1:] * (-len(rgbs) % tp)
     video = np.stack([_normalised(rgb, size, config) for rgb in rgbs])
+    video = np.concatenate([video, np.repeat(video[-1:], -len(video) % tp, axis=0)])  # whole patches
     t, grid_h, grid_w = len(video) // tp, size[0] // p, size[1] // p
     view = video.reshape(t, tp, 3, grid_h // m, m, p, grid_w // m, m, p)
     patches = view.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(t * grid_h * grid_w, 3 * tp * p * p)
     return np.ascontiguousarray(patches), (t, grid_h, grid_w)
 
 
-def image_patches(image: Image.Image | np.ndarray, config: ImageProcessorConfig) -> tuple[np.ndarray, tuple]:
-    """One image as flat patches float32[h*w, 3*t*p*p] and its grid (1, h, w)."""
-    return _patches([image], config)
-
-
-def clip_patches(frames: Sequence[np.ndarray], config: ImageProcessorConfig) -> tuple[np.ndarray, tuple]:
-    """One clip as flat patches float32[t*h*w, 3*tp*p*p] and its grid (t, h, w)."""
-    return _patches(frames, config)
-
-
 def preprocess_images(
     images: Sequence[Image.Image | np.ndarray], config: ImageProcessorConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """pixel_values float32[sum of h*w, 3*t*p*p] and grid_thw int64[len(images), 3], in order."""
-    patches, grids = zip(*(image_patches(image, config) for image in images), strict=True)
-    return np.concatenate(patches, axis=0), np.asarray(grids, dtype=np.int64)
+    """pixel_values float32[sum of h*w, 3*t*p*p] and grid_thw int64[len(images), 3], in order: each
+    image is a clip of one frame."""
+    return preprocess_clips([(image,) for image in images], config)
 
 
 def preprocess_clips(
-    clips: Sequence[Sequence[np.ndarray]], config: ImageProcessorConfig
+    clips: Sequence[Sequence[Image.Image | np.ndarray]], config: ImageProcessorConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     """pixel_values_videos float32[sum of t*h*w, 3*tp*p*p] and video_grid_thw int64[len(clips), 3]."""
-    patches, grids = zip(*(clip_patches(clip, config) for clip in clips), strict=True)
+    patches, grids = zip(*(_patches(clip, config) for clip in clips), strict=True)
     return np.concatenate(patches, axis=0), np.asarray(grids, dtype=np.int64)
