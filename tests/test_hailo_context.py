@@ -29,6 +29,7 @@ from npu_worker.backend import (
 from npu_worker.config import ClipConfig, Config, HailoConfig, ModelConfig
 from npu_worker.cpu.qwen2vl_runner import Qwen2VLRunner
 from npu_worker.hailo.backend import HailoBackend
+from npu_worker.hailo.vlm_context import ContextBook, Held, Media
 
 if TYPE_CHECKING:
     from hailo_double.fixtures import HailoEnv
@@ -188,3 +189,12 @@ def test_an_older_release_refuses_clips_naming_it(
             ask(backend.generate, [Message("user", (clip(), TextPart("Hi")))])
     finally:
         backend.unload()
+
+
+def test_a_retried_prompt_does_not_save_the_conversation_it_rewinds() -> None:
+    """Structured output's retries and regenerated answers ask again from inside the held
+    conversation: saving it would cost a save_context that nobody can continue."""
+    book = ContextBook(entries=2, save_min_tokens=1, can_save=True)
+    book.held = Held("<prompt>answer", Media(images=(b"a",)), tokens=600)
+    assert book.plan("<prompt>", Media(images=(b"a",))).save is None  # the same prompt again
+    assert book.plan("<other prompt>", Media(images=(b"b",))).save == book.held  # a new conversation

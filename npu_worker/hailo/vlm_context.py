@@ -55,6 +55,11 @@ class Held:
     def continued_by(self, text: str, media: Media) -> bool:
         return len(text) > len(self.text) and text.startswith(self.text) and media.starts_with(self.media)
 
+    def rewound_by(self, text: str, media: Media) -> bool:
+        """The request asks again from a point inside this conversation (a retry, a regenerated
+        answer): nobody can continue this conversation any more."""
+        return self.text.startswith(text) and self.media.starts_with(media)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -79,13 +84,20 @@ class ContextBook:
         held = self.held if self.entries > 0 else None
         if held is not None and held.continued_by(text, media):
             return Plan(held)
-        saves = self.max_saved > 0 and held is not None and 0 < self.save_min_tokens <= held.tokens
-        save = held if saves else None
+        save = held if held is not None and self._worth_saving(held, text, media) else None
         for saved, blob in reversed(self._saved):
             if saved.continued_by(text, media):
                 self._saved.remove((saved, blob))
                 return Plan(saved, blob, save)
         return Plan(save=save)
+
+    def _worth_saving(self, held: Held, text: str, media: Media) -> bool:
+        """Long enough to beat a prefill, room for it on the host, and a conversation that may go on."""
+        return (
+            self.max_saved > 0
+            and 0 < self.save_min_tokens <= held.tokens
+            and not held.rewound_by(text, media)
+        )
 
     def saved(self, held: Held, blob: bytes) -> None:
         """Keep a saved context; the oldest go first past the entry bound."""
