@@ -46,7 +46,6 @@ from scheduler.turn_types import (
 
 log = logging.getLogger("scheduler")
 DEFAULT_SWITCH_S = 15.0  # Retry-After while waiting for a turn, before any switch was measured
-TAGS_EVERY_S = 30.0  # hailo-ollama's model list is read again this often (it changes with its pulls)
 
 
 class Work(enum.Enum):
@@ -109,7 +108,6 @@ class Scheduler:
         self._ollama_seen_at = -math.inf
         self.vision = Side()
         self.door = Side()  # hailo-ollama work that came through hailo-vision's door
-        self._tags_due = -math.inf
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()  # (created before the guard may call _wake_up)
         self._tasks: list[asyncio.Task[None]] = []
@@ -350,9 +348,8 @@ class Scheduler:
         view = await ollama.ps()
         now = self.clock()
         self._ollama_seen_at = now
-        catalog_due = view.reachable and not view.busy and now >= self._tags_due  # (not while it answers)
-        if catalog_due and await ollama.read_catalog():
-            self._tags_due = now + TAGS_EVERY_S
+        if view.reachable and not view.busy and ollama.catalog_due(now):  # (not while it answers)
+            await ollama.read_catalog(now)
         if view != self._ollama_view:
             self._ollama_view = view
             self._wake.set()

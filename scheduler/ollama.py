@@ -41,6 +41,9 @@ def _status_of(error: str) -> int:
     return 404 if "not found" in error.lower() else 500
 
 
+CATALOG_EVERY_S = 30.0  # hailo-ollama's model list is read again this often (it changes with its pulls)
+
+
 @dataclass(frozen=True)
 class UnloadResult:
     ok: bool
@@ -56,6 +59,7 @@ class OllamaClient:
         self._reachable: bool | None = None
         self.catalog: tuple[dict[str, Any], ...] = ()  # its /api/tags entries, as last read
         self.running: tuple[dict[str, Any], ...] = ()  # its /api/ps entries, as last read
+        self._catalog_read_at: float | None = None  # None: not read since hailo-ollama was last seen
 
     @property
     def reachable(self) -> bool:
@@ -88,13 +92,18 @@ class OllamaClient:
         self._note_reachable(True, "")
         return OllamaView(reachable=True, models=tuple(str(entry["name"]) for entry in self.running))
 
-    async def read_catalog(self) -> bool:
+    def catalog_due(self, now: float) -> bool:
+        """Time to read /api/tags: not read since hailo-ollama (re)appeared, or CATALOG_EVERY_S ago."""
+        return self._catalog_read_at is None or now - self._catalog_read_at >= CATALOG_EVERY_S
+
+    async def read_catalog(self, now: float) -> bool:
         """Read the models hailo-ollama serves (/api/tags) into `catalog`; False when it did not say."""
         try:
             response = await self._http.get("/api/tags", timeout=self.ps_timeout_s)
             self.catalog = _entries(response.json())
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
             return False
+        self._catalog_read_at = now
         return True
 
     @contextlib.asynccontextmanager
@@ -157,6 +166,7 @@ class OllamaClient:
         """Log when hailo-ollama appears or goes away, once per change (gone, it serves nothing)."""
         if not reachable:
             self.catalog = self.running = ()
+            self._catalog_read_at = None  # read again as soon as it is back
         if reachable != self._reachable:
             self._reachable = reachable
             if reachable:

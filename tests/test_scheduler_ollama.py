@@ -97,7 +97,7 @@ def test_the_catalog_and_a_streamed_chat_and_its_errors_as_each_release_sends_th
     asked = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "options": {"num_predict": 4}}
 
     async def scenario() -> tuple[bool, list[dict[str, Any]], OllamaError]:
-        read = await client.read_catalog()
+        read = await client.read_catalog(0.0)
         lines = await _streamed(client, asked)
         with pytest.raises(OllamaError) as unknown:
             await _streamed(client, {**asked, "model": "no-such-model"})
@@ -109,6 +109,28 @@ def test_the_catalog_and_a_streamed_chat_and_its_errors_as_each_release_sends_th
     assert [line["done"] for line in lines] == [False] * (len(lines) - 1) + [True]
     assert lines[-1]["done_reason"] == "length" and len(lines) > 1
     assert unknown.status == 404 and "no-such-model" in unknown.message  # 5.1.1: under HTTP 200
+
+
+def test_the_catalog_is_read_again_as_soon_as_hailo_ollama_is_back(ollama: RunningOllama) -> None:
+    """Gone, it serves nothing; back, its models are listed at once, not after the 30 s schedule."""
+    client = OllamaClient(ollama.url, ps_timeout_s=0.3, unload_timeout_s=30)
+
+    async def scenario() -> list[tuple[str, ...]]:
+        seen = []
+        assert client.catalog_due(0.0) and await client.read_catalog(0.0)
+        assert not client.catalog_due(10.0)  # read 10 s ago: not yet
+        seen.append(client.models)
+        ollama.mode_path.write_text("garbage")  # answers HTML: not hailo-ollama any more
+        await client.ps()
+        seen.append(client.models)
+        ollama.mode_path.write_text("")
+        assert (await client.ps()).reachable and client.catalog_due(10.0)
+        await client.read_catalog(10.0)
+        seen.append(client.models)
+        await client.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [(MODEL,), (), (MODEL,)]
 
 
 def test_a_silent_or_absent_hailo_ollama_is_an_error_within_the_timeout_never_a_hang() -> None:
@@ -124,7 +146,7 @@ def test_a_silent_or_absent_hailo_ollama_is_an_error_within_the_timeout_never_a_
             absent = OllamaClient("http://127.0.0.1:9", ps_timeout_s=0.3, unload_timeout_s=1)
             with pytest.raises(OllamaError) as gone:
                 await _streamed(absent, {"model": MODEL, "messages": []})
-            read = await absent.read_catalog()
+            read = await absent.read_catalog(0.0)
             await client.close()
             await absent.close()
             return slow.value, gone.value, read
