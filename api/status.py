@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.services import Services
-from npu_worker.states import ApiState, Rung, ServiceState, WorkerState
+from npu_worker.states import ApiState, ServiceState, WorkerState
 from scheduler.ladder import MemoryLevel, ThermalLevel
 from scheduler.snapshot import Snapshot
 
@@ -26,8 +26,7 @@ def service_state(services: Services, snapshot: Snapshot) -> ServiceState:
     if worker is None or worker == WorkerState.FAILED:
         return ServiceState.UNAVAILABLE
     if services.worker.ready:
-        degraded = snapshot.ladder.rung.severity >= Rung.CPU_FALLBACK.severity
-        return ServiceState.DEGRADED if degraded else ServiceState.READY
+        return ServiceState.DEGRADED if snapshot.ladder.rung.degraded else ServiceState.READY
     return (
         ServiceState.LOADING
         if worker in (WorkerState.STARTING, WorkerState.LOADING)

@@ -59,6 +59,11 @@ class Rung(StrEnum):
     def severity(self) -> int:
         return list(Rung).index(self)
 
+    @property
+    def degraded(self) -> bool:
+        """Serving with less than the NPU's full service: the service's state says `degraded`."""
+        return self.severity >= Rung.CPU_FALLBACK.severity
+
 
 class NpuOwner(StrEnum):
     """Who holds the Hailo-10H now."""

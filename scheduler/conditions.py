@@ -12,8 +12,6 @@ from npu_worker.config import ResourcesConfig, ThermalConfig
 from scheduler.ladder import MemoryLevel, ThermalLevel, memory_level, temperature_level, throttling
 from scheduler.sensors import Readings
 
-LOAD_MARGIN = 1.0  # a load must fit the budget as it was last measured, no more
-
 
 @dataclass(frozen=True)
 class Seen:
@@ -51,7 +49,7 @@ class ConditionTracker:
         if held_back:
             thermal_reasons.append("vcgencmd: " + ", ".join(held_back))
         known = [level for level in (self._soc, self._hailo) if level != ThermalLevel.UNKNOWN]
-        thermal = max(known, key=_THERMAL_ORDER.index, default=ThermalLevel.UNKNOWN)
+        thermal = max(known, key=list(ThermalLevel).index, default=ThermalLevel.UNKNOWN)
         if capped and thermal in (ThermalLevel.NORMAL, ThermalLevel.UNKNOWN):
             thermal = ThermalLevel.WARNING  # the firmware already holds the ARM back: do less
         self._memory = memory_level(
@@ -81,14 +79,10 @@ class ConditionTracker:
         if footprint_mb is None or readings.service_mb is None or readings.available_mb is None:
             return ""
         r = self.resources
-        after = readings.service_mb + footprint_mb * LOAD_MARGIN
-        if after > r.memory_limit_mb:
+        if readings.service_mb + footprint_mb > r.memory_limit_mb:  # the footprint as last measured
             return (
                 f"loading the VLM (~{footprint_mb:.0f} MiB) would pass memory_limit_mb ({r.memory_limit_mb})"
             )
         if readings.available_mb - footprint_mb < r.min_available_mb:
             return f"loading the VLM (~{footprint_mb:.0f} MiB) would leave less than min_available_mb free"
         return ""
-
-
-_THERMAL_ORDER = [ThermalLevel.UNKNOWN, ThermalLevel.NORMAL, ThermalLevel.WARNING, ThermalLevel.CRITICAL]

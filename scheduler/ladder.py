@@ -36,6 +36,8 @@ PAUSED_RETRY_S = 30.0
 
 
 class ThermalLevel(enum.StrEnum):
+    """Declared from the least to the most pressing."""
+
     UNKNOWN = "unknown"  # no sensor here
     NORMAL = "normal"
     WARNING = "warning"

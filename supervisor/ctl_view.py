@@ -16,8 +16,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from npu_worker.states import Rung
+
 SHOWN_ERRORS = 3
-NORMAL_RUNG = "normal"  # the scheduler's undegraded rung: its reasons then explain, not excuse
 STATE_STYLE = {"ready": "bold green", "unavailable": "bold red", "down": "bold red"}
 LEVEL_STYLE = {"normal": "green", "warning": "yellow", "pressure": "yellow", "critical": "bold red"}
 
@@ -78,7 +79,7 @@ def slow_reasons(status: Status) -> list[str]:
             f"{scheduler['queued']} request(s) queued behind {scheduler['in_flight']} in flight "
             f"(limit {scheduler['max_queue']})"
         )
-    if scheduler["rung"] != NORMAL_RUNG:
+    if scheduler["rung"] != Rung.NORMAL:  # (on the normal rung its reasons explain, not excuse)
         said = ", ".join(scheduler["reasons"]) or "no reason given"
         reasons.append(f"scheduler degraded to rung {scheduler['rung']}: {said}")
     if thermal["throttled"]:

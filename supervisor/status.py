@@ -40,7 +40,7 @@ def status_line(api: Child, worker: Child, now: float, heartbeat_timeout_s: floa
         queued = max(r.queued for r in reports)
         npu = f"; NPU: {view.npu_owner} ({view.npu_reason})" if view.npu_reason else ""
         rung = f"; {view.rung}: {view.rung_reason}" if view.rung != Rung.NORMAL else ""
-        state = "degraded" if view.rung.severity >= Rung.CPU_FALLBACK.severity else "ready"
+        state = "degraded" if view.rung.degraded else "ready"
         return f"{state}, {in_flight} in flight, {queued} queued{npu}{rung}"
     if worker.healthy:
         return f"starting {Role.API}"

@@ -77,4 +77,4 @@ def test_each_rung_is_shown_on_every_channel(rung: Rung) -> None:
         assert line.startswith("ready,") and "because" not in line
     else:
         assert f"{rung}: because of {rung}" in line
-        assert line.startswith("degraded," if rung.severity >= Rung.CPU_FALLBACK.severity else "ready,")
+        assert line.startswith("degraded," if rung.degraded else "ready,")
