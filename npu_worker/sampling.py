@@ -51,7 +51,7 @@ class TokenSampler:
         self.top_k = params.top_k
         self.frequency_penalty = params.frequency_penalty
         self.presence_penalty = params.presence_penalty
-        self.repeat_penalty = params.repeat_penalty if params.repeat_last_n != 0 else 1.0
+        self.repeat_penalty = params.effective_repeat_penalty
         window = None if params.repeat_last_n == -1 else max(params.repeat_last_n, 0)
         self.recent = collections.deque(context if self.repeat_penalty != 1.0 else (), maxlen=window)
         self.rng = np.random.default_rng(params.seed)

@@ -48,7 +48,7 @@ def generate_kwargs(params: SamplingParams, default_top_k: int, max_generated_to
     """Keyword arguments for VLM.generate(); call check_supported() first."""
     kwargs: dict[str, Any] = {
         "max_generated_tokens": max_generated_tokens,
-        "frequency_penalty": params.repeat_penalty if params.repeat_last_n != 0 else 1.0,
+        "frequency_penalty": params.effective_repeat_penalty,
     }
     if params.temperature == 0:
         kwargs["do_sample"] = False
