@@ -96,6 +96,7 @@ class SamplingParams:
     def effective_repeat_penalty(self) -> float:
         """The repetition penalty to apply (1.0 when repeat_last_n turns it off)."""
         return self.repeat_penalty if self.repeat_last_n != 0 else 1.0
+
     stop: tuple[str, ...] = ()
     min_tokens: int = 0  # end-of-sequence suppressed until this many tokens (vLLM's extension)
     json_schema: str = ""  # structured output: the JSON Schema (as JSON text) the answer must meet

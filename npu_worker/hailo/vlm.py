@@ -165,6 +165,11 @@ class HailoVLM:
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """The rendered prompt's tokens (device tokenizer) plus each frame's image tokens."""
+        messages = self._clip_form(messages)
+        return self._count(messages, self.template.render(messages))
+
+    def _count(self, messages: Sequence[Message], text: str) -> int:
+        """count_tokens of messages already in their clip form, rendered as `text`."""
         texts = [p.text for m in messages for p in m.parts if isinstance(p, TextPart)]
         if any(pad in text for pad in (IMAGE_PAD, VIDEO_PAD) for text in texts):
             # The device would find more placeholders than frames or clips and fail mid-generation.
@@ -172,8 +177,6 @@ class HailoVLM:
                 f"message text must not contain the image or video tokens {IMAGE_PAD}, {VIDEO_PAD}",
                 "messages",
             )
-        messages = self._clip_form(messages)
-        text = self.template.render(messages)
         images = sum(len(m.images) for m in messages)
         clip_frames = sum(-(-len(clip) // 2) for m in messages for clip in m.videos)  # pairs: vlm_server.cpp
         with work_errors(self.hailo, "tokenization"):
@@ -203,15 +206,18 @@ class HailoVLM:
         if params.max_tokens < 1:
             raise InvalidRequestError(f"max_tokens must be >= 1, got {params.max_tokens}", "max_tokens")
         messages = self._clip_form(messages)
-        prompt_tokens = self.count_tokens(messages)
+        text = self.template.render(messages)
+        prompt_tokens = self._count(messages, text)
         if prompt_tokens + 1 > self.context_length:
             raise ContextLengthError(prompt_tokens, self.context_length)
         budget = min(params.max_tokens, self.context_length - prompt_tokens)
-        text, media = self.template.render(messages), Media.of(messages)
+        media = Media.of(messages)
         plan = self.book.plan(text, media)
-        kept = plan.held.media if plan.held is not None else Media()
-        frames = [self.frame(image) for m in messages for image in m.images][len(kept.images) :]
-        clips = [[self.frame(f) for f in clip] for m in messages for clip in m.videos][len(kept.clips) :]
+        kept = plan.held.media if plan.held is not None else Media()  # on the device already: not sent
+        new_images = [image for m in messages for image in m.images][len(kept.images) :]
+        new_clips = [clip for m in messages for clip in m.videos][len(kept.clips) :]
+        frames = [self.frame(image) for image in new_images]
+        clips = [[self.frame(f) for f in clip] for clip in new_clips]
         kwargs = generate_kwargs(params, self.settings.default_top_k, budget)
         if clips:
             kwargs["videos"] = clips
