@@ -26,6 +26,11 @@ class Seen:
     service_mb: float | None
     available_mb: float | None
 
+    @property
+    def levels(self) -> tuple[ThermalLevel, MemoryLevel, str]:
+        """What the scheduler decides by; the readings themselves are only shown."""
+        return self.thermal, self.memory, self.load_refusal
+
 
 class ConditionTracker:
     def __init__(self, thermal: ThermalConfig, resources: ResourcesConfig) -> None:

@@ -41,8 +41,8 @@ class Guard:
 
     def worker_beat(self, beat: Heartbeat | None) -> None:
         """Follow the worker: its pid, its chip temperature, and what a load adds to its memory."""
-        if beat is None:
-            self._worker_pid = self._worker_state = None
+        if beat is None:  # no worker: nothing of the last one's chip or memory holds
+            self._worker_pid = self._worker_state = self._hailo_c = self._released_rss_mb = None
             return
         previous, self._worker_state = self._worker_state, beat.state
         self._worker_pid, self._hailo_c = beat.pid, beat.chip_temperature_c
@@ -65,9 +65,9 @@ class Guard:
         while True:
             readings = await self.sensors.read(self._worker_pid)
             seen = self.tracker.update(readings, self._hailo_c, self.load_footprint_mb)
-            if seen != self.seen:
-                self.seen = seen
-                self.on_change()
+            previous, self.seen = self.seen, seen
+            if previous is None or seen.levels != previous.levels:
+                self.on_change()  # (a new reading at the same levels changes no decision)
             await asyncio.sleep(self.config.thermal.poll_s)
 
     def ladder(self, waiting_for_turn: bool, clip_on_cpu: bool) -> Ladder:
