@@ -28,7 +28,7 @@ from npu_worker.backend import Placement, ReleaseScope
 from npu_worker.config import Config
 from npu_worker.logs import log_event
 from npu_worker.protocol import Heartbeat, Limits
-from npu_worker.states import NpuOwner, WorkerState
+from npu_worker.states import WorkerState
 from scheduler.guard import Guard
 from scheduler.ladder import Ladder
 from scheduler.ollama import OllamaClient
@@ -277,10 +277,10 @@ class Scheduler:
     def observe(self) -> Observation:
         now = self.clock()
         vision = self.vision.demand(now)
-        allowance = self.ladder().allowance
+        ladder = self.ladder()
         refusal = self.guard.load_refusal()
-        may_load = allowance.loads and not refusal
-        why = refusal or "; ".join(self.ladder().reasons)
+        may_load = ladder.allowance.loads and not refusal
+        why = refusal or "; ".join(ladder.reasons)
         return Observation(
             now,
             self.worker,
@@ -288,8 +288,9 @@ class Scheduler:
             vision,
             self.door.demand(now),
             may_load=may_load,
-            may_hold=allowance.generations,
+            may_hold=ladder.allowance.generations,
             refusal=why,
+            worker_detail=self._worker_detail,
         )
 
     async def _run(self) -> None:
@@ -371,7 +372,7 @@ class Scheduler:
             reason=policy.reason,
             owner=policy.owner,
             owner_since_s=now - policy.owner_since,
-            owner_reason=self._worker_detail if policy.owner == NpuOwner.UNKNOWN else policy.owner_reason,
+            owner_reason=policy.owner_reason,
             waiting=len(self.vision.waiting),
             in_flight=self.vision.in_flight,
             door_waiting=len(self.door.waiting),

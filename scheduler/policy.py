@@ -329,7 +329,7 @@ class TurnPolicy:
             owner = NpuOwner.HAILO_OLLAMA
             why = f"{model or 'a model'} {'generating' if seen.ollama.busy else 'loaded'}"
         elif uses_device and seen.worker == WorkerState.NPU_BUSY:
-            owner, why = NpuOwner.UNKNOWN, "another process holds the NPU"
+            owner, why = NpuOwner.UNKNOWN, seen.worker_detail or "another process holds the NPU"
         else:
             owner, why = NpuOwner.NOBODY, "no model on the NPU"
         if owner != self.owner:

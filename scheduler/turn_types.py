@@ -118,6 +118,7 @@ class Observation:
     may_load: bool = True
     may_hold: bool = True
     refusal: str = ""
+    worker_detail: str = ""  # the worker's own word on its state: names the device's holders while busy
 
 
 @dataclass
