@@ -227,3 +227,9 @@ def test_the_owner_says_who_since_when_and_why() -> None:
     world.wait(5)
     world.decide()
     assert world.policy.owner == NpuOwner.NOBODY and world.policy.owner_since == 10
+    world.worker = WorkerState.NPU_BUSY  # another process, not hailo-ollama: the worker names it
+    world.policy.decide(dataclasses.replace(world.seen(), worker_detail="held by pid 812 (llm-server)"))
+    assert (world.policy.owner, world.policy.owner_reason) == (
+        NpuOwner.UNKNOWN,
+        "held by pid 812 (llm-server)",
+    )
